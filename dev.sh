@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine: `bash dev.sh demo` or `bash dev.sh test [pytest args]`.
+# Creates .venv (Python 3.10+) on first use and installs skmm into it.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=.venv
+
+setup() {
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  if ! "$VENV/bin/python" -c "import skmm, torchvision, timm, transformers, pytest" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    # torch and torchvision as a matching pair (any CUDA build also runs on the CPU).
+    "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" \
+      || "$VENV/bin/python" -m pip install -q torch torchvision
+    "$VENV/bin/python" -m pip install -q -e ".[dev]"
+  fi
+}
+
+cmd=${1:-test}
+shift || true
+case "$cmd" in
+  setup) setup ;;
+  demo) setup; exec "$VENV/bin/python" examples/quickstart.py "$@" ;;
+  test) setup; exec "$VENV/bin/python" -m pytest "$@" ;;
+  *) echo "usage: bash dev.sh {demo|test|setup} [args]" >&2; exit 2 ;;
+esac

@@ -1,0 +1,62 @@
+"""Torch plumbing shared by encoders and estimators: devices, seeding, persistence."""
+
+import io
+import warnings
+
+import numpy as np
+import torch
+
+
+def resolve_device(device, param="device"):
+    """'auto' -> 'cuda' when available else 'cpu'; an unavailable CUDA device is a ValueError."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str):
+        raise TypeError(f"{param} must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cpu" or device == "mps":
+        return device
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"{param}={device!r} but CUDA is not available here; use {param}='auto' or 'cpu'")
+        return device
+    raise ValueError(f"{param} must be 'auto', 'cpu', 'cuda' or 'cuda:<n>', got {device!r}")
+
+
+def seed_from(random_state):
+    """An int seed drawn from a sklearn-style random_state (None draws from numpy's global RNG)."""
+    if isinstance(random_state, (int, np.integer)):
+        return int(random_state)
+    rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.mtrand._rand
+    return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def dump_module(module):
+    """Serialise a module (weights on whatever device) to bytes."""
+    buf = io.BytesIO()
+    torch.save(module, buf)
+    return buf.getvalue()
+
+
+def load_module(data, device):
+    """Load :func:`dump_module` bytes onto ``device``, falling back to CPU when CUDA is gone.
+
+    Returns the module and the device it landed on.
+    """
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        warnings.warn(
+            f"the model was saved on {device!r} but CUDA is not available here; loading it on the CPU",
+            UserWarning,
+            stacklevel=3,
+        )
+        device = "cpu"
+    module = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
+    return module, device
+
+
+def autocast(device):
+    """bf16 autocast on CUDA, a no-op elsewhere."""
+    if str(device).startswith("cuda"):
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)

@@ -1,0 +1,451 @@
+"""FusionClassifier: the scikit-learn face over a skorch-trained FusionNet."""
+
+import numbers
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+from skorch.dataset import ValidSplit
+from skorch.helper import SliceDict
+
+from ._torch import resolve_device, seed_from
+from .encoders.base import ImageEncoder, TextEncoder
+from .fusion.net import FusionNet
+from .io.columns import detect_columns
+from .registry import fusions
+
+__all__ = ["FusionClassifier"]
+
+_PREFIX_SEP = "__"
+
+
+class _Modality:
+    """One modality of X: its kind ('image', 'text' or 'dense'), raw values and where they came from."""
+
+    def __init__(self, kind, values, column=None, index=None):
+        self.kind, self.values, self.column, self.index = kind, values, column, index
+
+
+class FusionClassifier(ClassifierMixin, BaseEstimator):
+    """Classify rows of images and texts with a fusion network trained through skorch.
+
+    Each modality goes through an encoder (a CNN branch for images, a token model
+    or a vectorizer for texts), is projected to ``dim`` features, fused by the
+    strategy named in ``fusion`` and classified by an MLP head.
+
+    Parameters
+    ----------
+    image : ImageEncoder, str or None, default=None
+        The image encoder; a string is a backbone name.  None means
+        ``ImageEncoder("cnn")``, trained end to end.
+    text : TextEncoder, str or None, default=None
+        The text encoder; None means ``TextEncoder("gru")``, trained end to end.
+    image_col, text_col : str or None, default=None
+        The columns of X holding image paths and texts.  None detects them: the
+        column of image file paths, and the string column with the longest texts.
+    fusion : str, default="concat"
+        A name in :data:`skmm.registry.fusions`: "concat", "sum", "gated",
+        "attention", "bilinear", "tensor", "film", "late", or the single-modality
+        ablations "image" and "text".
+    dim : int, default=128
+        Width every modality is projected to before fusion.
+    hidden_dim : int, default=128
+        Hidden width of the classification head (0 for a linear head).
+    dropout : float, default=0.1
+        Dropout in the projections and the head.
+    modality_dropout : float, default=0.0
+        Probability of hiding a modality of a training row, so the model learns to
+        cope without it.
+    fusion_kwargs : dict or None, default=None
+        Options of the fusion module.
+    max_epochs : int, default=20
+    batch_size : int, default=32
+    lr : float, default=1e-3
+        Learning rate of AdamW, cosine-annealed over ``max_epochs``.
+    weight_decay : float, default=1e-4
+    backbone_lr : float or None, default=None
+        Learning rate of trainable encoders (None: ``lr``).
+    grad_clip : float or None, default=None
+        Clip the gradient norm to this value.
+    class_weight : "balanced", dict or None, default=None
+        Weights of the classes in the loss.
+    validation_fraction : float or None, default=None
+        Hold out this fraction (stratified) and stop early when its loss has not
+        improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
+    n_iter_no_change : int, default=5
+    callbacks : list or None, default=None
+        Extra skorch callbacks.
+    device : str, default="auto"
+        "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".
+    on_error : {"raise", "warn", "ignore"} or None, default=None
+        Policy for unreadable image files; None keeps the image encoder's.
+    random_state : int, RandomState or None, default=None
+        Seeds weights, shuffling and dropout: equal seeds give equal models.
+    verbose : int, default=0
+        1 prints skorch's per-epoch table and encoding progress.
+
+    Attributes
+    ----------
+    classes_ : ndarray
+        The class labels.
+    encoders_ : dict
+        Fitted encoder per modality.
+    modalities_ : list of str
+        The modalities the model uses, in order.
+    net_ : skorch.NeuralNetClassifier
+        The trained network.
+    class_prior_ : ndarray
+        Class frequencies in training; rows with no modality at all get them.
+
+    Examples
+    --------
+    >>> from skmm import FusionClassifier
+    >>> from skmm.datasets import make_shapes
+    >>> df = make_shapes(40, random_state=0)
+    >>> clf = FusionClassifier(fusion="gated", max_epochs=2, random_state=0)
+    >>> clf.fit(df, df["label"]).predict(df).shape
+    (40,)
+    """
+
+    def __init__(
+        self,
+        *,
+        image=None,
+        text=None,
+        image_col=None,
+        text_col=None,
+        fusion="concat",
+        dim=128,
+        hidden_dim=128,
+        dropout=0.1,
+        modality_dropout=0.0,
+        fusion_kwargs=None,
+        max_epochs=20,
+        batch_size=32,
+        lr=1e-3,
+        weight_decay=1e-4,
+        backbone_lr=None,
+        grad_clip=None,
+        class_weight=None,
+        validation_fraction=None,
+        n_iter_no_change=5,
+        callbacks=None,
+        device="auto",
+        on_error=None,
+        random_state=None,
+        verbose=0,
+    ):
+        self.image = image
+        self.text = text
+        self.image_col = image_col
+        self.text_col = text_col
+        self.fusion = fusion
+        self.dim = dim
+        self.hidden_dim = hidden_dim
+        self.dropout = dropout
+        self.modality_dropout = modality_dropout
+        self.fusion_kwargs = fusion_kwargs
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.backbone_lr = backbone_lr
+        self.grad_clip = grad_clip
+        self.class_weight = class_weight
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.callbacks = callbacks
+        self.device = device
+        self.on_error = on_error
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # -- parameters ---------------------------------------------------------------------
+    def _check_params(self):
+        def positive_int(name):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+
+        for name in ("dim", "max_epochs", "batch_size", "n_iter_no_change"):
+            positive_int(name)
+        if not isinstance(self.hidden_dim, numbers.Integral) or self.hidden_dim < 0:
+            raise ValueError(f"hidden_dim must be an integer >= 0, got {self.hidden_dim!r}")
+        for name in ("dropout", "modality_dropout"):
+            v = getattr(self, name)
+            if not isinstance(v, numbers.Real) or not 0 <= v < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        for name in ("lr", "backbone_lr", "grad_clip"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, numbers.Real) or v <= 0):
+                raise ValueError(f"{name} must be a positive number, got {v!r}")
+        if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction must be in (0, 1) or None, got {self.validation_fraction!r}")
+        if self.on_error not in (None, "raise", "warn", "ignore"):
+            raise ValueError(f"on_error must be None, 'raise', 'warn' or 'ignore', got {self.on_error!r}")
+        if not isinstance(self.fusion, str):
+            raise TypeError(f"fusion must be a registered name (str), got {type(self.fusion).__name__}")
+        fusions.get(self.fusion)  # unknown name: a ValueError listing the known ones
+        resolve_device(self.device)
+
+    def _make_encoder(self, kind, seed):
+        spec, cls, default = (self.image, ImageEncoder, "cnn") if kind == "image" else (self.text, TextEncoder, "gru")
+        if spec is None:
+            spec = default
+        if isinstance(spec, str):
+            encoder = cls(spec)
+        elif isinstance(spec, cls):
+            encoder = clone(spec)
+        else:
+            raise TypeError(f"{kind} must be a {cls.__name__}, a backbone name or None, got {type(spec).__name__}")
+        params = {"device": self.device_}
+        if encoder.random_state is None:
+            params["random_state"] = seed
+        if kind == "image" and self.on_error is not None:
+            params["on_error"] = self.on_error
+        if self.verbose:
+            params["verbose"] = self.verbose
+        return encoder.set_params(**params)
+
+    # -- reading X ------------------------------------------------------------------------
+    def _read_X(self, X, y=None, reset=True):
+        """Split X into modalities. At fit (reset=True) decide the layout; later follow it."""
+        if not isinstance(X, pd.DataFrame):
+            if self.image_col is not None or self.text_col is not None:
+                raise TypeError(
+                    f"X must be a pandas DataFrame when image_col/text_col name columns, got {type(X).__name__}"
+                )
+            if reset:
+                self.layout_ = "dense"
+            elif self.layout_ != "dense":
+                raise TypeError(f"X must be a pandas DataFrame like the one seen in fit, got {type(X).__name__}")
+            arr = validate_data(self, X, reset=reset, dtype=np.float32)
+            return {"numeric": _Modality("dense", arr)}
+        if reset:
+            self.layout_ = self._decide_layout(X, y)
+        if self.layout_ == "dense":
+            arr = validate_data(self, X, reset=reset, dtype=np.float32)
+            return {"numeric": _Modality("dense", arr)}
+        if self.layout_ == "blocks":
+            validate_data(self, X, reset=reset, skip_check_array=True)
+            out = {}
+            for name, cols in self.blocks_.items():
+                block = X[cols]
+                bad = [c for c in cols if not pd.api.types.is_numeric_dtype(block[c])]
+                if bad:
+                    raise TypeError(f"encoded column {bad[0]!r} is not numeric ({block[bad[0]].dtype})")
+                arr = block.to_numpy(dtype=np.float32)
+                if not np.isfinite(arr).all():
+                    row, col = np.argwhere(~np.isfinite(arr))[0]
+                    raise ValueError(f"X has a NaN or infinite value in column {cols[col]!r}, row {X.index[row]!r}")
+                out[name] = _Modality("dense", arr)
+            return out
+        # raw image/text columns
+        if reset:
+            self.n_features_in_ = X.shape[1]
+        for param, col in (("image_col", self.image_col_), ("text_col", self.text_col_)):
+            if col is not None and col not in X.columns:
+                raise ValueError(f"column {col!r} ({param} in fit) is missing from X; columns are {list(X.columns)}")
+        out = {}
+        if self.image_col_ is not None:
+            out["image"] = _Modality("image", X[[self.image_col_]])
+        if self.text_col_ is not None:
+            out["text"] = _Modality("text", X[[self.text_col_]])
+        if len(X) == 0:
+            raise ValueError("X has 0 rows; at least 1 is required")
+        return out
+
+    def _decide_layout(self, X, y):
+        cols = [str(c) for c in X.columns]
+        if self.image_col is None and self.text_col is None:
+            if all(pd.api.types.is_numeric_dtype(X[c]) and not pd.api.types.is_bool_dtype(X[c]) for c in X.columns):
+                if all(_PREFIX_SEP in c for c in cols) and len(X.columns):
+                    blocks = {}
+                    for c in X.columns:
+                        blocks.setdefault(_modality_name(str(c).split(_PREFIX_SEP, 1)[0]), []).append(c)
+                    self.blocks_ = blocks
+                    return "blocks"
+                return "dense"
+        self.image_col_, self.text_col_, ignored = detect_columns(X, self.image_col, self.text_col, y)
+        if self.image_col_ is None and self.text_col_ is None:
+            raise ValueError(
+                f"found no image-path or text column in X (columns {cols}); name them with image_col= and text_col="
+            )
+        self.ignored_columns_ = ignored
+        if ignored and self.verbose:
+            print(f"FusionClassifier: image_col={self.image_col_!r}, text_col={self.text_col_!r}; not used: {ignored}")
+        return "columns"
+
+    # -- fit ------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Fit encoders and train the fusion network.
+
+        Parameters
+        ----------
+        X : DataFrame or array-like
+            A DataFrame with an image-path column and/or a text column; a DataFrame
+            of encoded blocks named ``<modality>__<feature>`` (a ColumnTransformer
+            with ``set_output(transform="pandas")``); or a numeric array (one
+            numeric modality).
+        y : array-like of shape (n_samples,)
+            Class labels.
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        y = column_or_1d(np.asarray(y) if not isinstance(y, pd.Series) else y.to_numpy(), warn=True)
+        check_classification_targets(y)
+        modalities = self._read_X(X, y=y, reset=True)
+        check_consistent_length(next(iter(modalities.values())).values, y)
+        self.classes_, y_enc = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            label = self.classes_[0].item() if hasattr(self.classes_[0], "item") else self.classes_[0]
+            raise ValueError(f"y has 1 class ({label!r}); a classifier needs at least 2 classes")
+        self.class_prior_ = np.bincount(y_enc, minlength=len(self.classes_)) / len(y_enc)
+        self._check_fusion_fits(list(modalities))
+        self.device_ = resolve_device(self.device)
+        seed = seed_from(self.random_state)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            self.encoders_, self.scalers_, branches = {}, {}, {}
+            data = self._encode_fit(modalities, branches, seed)
+            self.modalities_ = list(branches)
+            module = FusionNet(
+                branches, len(self.classes_), fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
+                dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
+            )
+            self.net_ = self._make_net(module, y_enc, seed)
+            self.net_.fit(SliceDict(**data), y_enc.astype(np.int64))
+        return self
+
+    def _check_fusion_fits(self, names):
+        # Build the fusion on paper first: an ablation without its modality fails here, before any encoding.
+        try:
+            fusions.get(self.fusion)(names, 4, 2, **(self.fusion_kwargs or {}))
+        except ValueError as exc:
+            raise ValueError(f"fusion={self.fusion!r} cannot use the modalities of X {names}: {exc}") from exc
+
+    def _encode_fit(self, modalities, branches, seed):
+        data = {}
+        for name, mod in modalities.items():
+            if mod.kind == "dense":
+                mean = mod.values.mean(axis=0)
+                scale = mod.values.std(axis=0)
+                scale[scale < 1e-12] = 1.0
+                self.scalers_[name] = (mean.astype(np.float32), scale.astype(np.float32))
+                data[name] = ((mod.values - mean) / scale).astype(np.float32)
+                branches[name] = (None, mod.values.shape[1])
+                continue
+            encoder = self._make_encoder(mod.kind, seed).fit(mod.values)
+            self.encoders_[name] = encoder
+            if encoder.is_trainable_:
+                inputs, present = encoder.prepare(mod.values)
+                branches[name] = (encoder.module_for_training(), encoder.backbone_.out_dim)
+            else:
+                inputs, present = encoder.encode(mod.values)
+                branches[name] = (None, inputs.shape[1])
+            data[name], data[f"{name}_mask"] = inputs, present
+        return data
+
+    def _make_net(self, module, y_enc, seed):
+        callbacks = [("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs))]
+        if self.grad_clip is not None:
+            callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=self.grad_clip)))
+        train_split = None
+        if self.validation_fraction is not None:
+            train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+            callbacks.append(("early_stopping", EarlyStopping(patience=self.n_iter_no_change, load_best=True)))
+        callbacks.extend(self.callbacks or [])
+        kwargs = {}
+        if self.class_weight is not None:
+            weights = compute_class_weight(
+                self.class_weight if self.class_weight == "balanced" else
+                {np.searchsorted(self.classes_, k): v for k, v in self.class_weight.items()},
+                classes=np.arange(len(self.classes_)), y=y_enc,
+            )
+            kwargs["criterion__weight"] = torch.tensor(weights, dtype=torch.float32)
+        if self.backbone_lr is not None:
+            kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": self.backbone_lr})]
+        return NeuralNetClassifier(
+            module,
+            criterion=torch.nn.CrossEntropyLoss,
+            optimizer=torch.optim.AdamW,
+            optimizer__weight_decay=self.weight_decay,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=train_split,
+            callbacks=callbacks,
+            iterator_train__shuffle=True,
+            classes=np.arange(len(self.classes_)),
+            device=self.device_,
+            verbose=self.verbose,
+            **kwargs,
+        )
+
+    # -- predict --------------------------------------------------------------------------
+    def _inputs(self, X):
+        check_is_fitted(self)
+        modalities = self._read_X(X, reset=False)
+        data = {}
+        for name in self.modalities_:
+            mod = modalities[name]
+            if mod.kind == "dense":
+                mean, scale = self.scalers_[name]
+                data[name] = ((mod.values - mean) / scale).astype(np.float32)
+                continue
+            encoder = self.encoders_[name]
+            inputs, present = encoder.prepare(mod.values) if encoder.is_trainable_ else encoder.encode(mod.values)
+            data[name], data[f"{name}_mask"] = inputs, present
+        return data
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
+
+        Rows with no modality at all (missing image and missing text) get
+        ``class_prior_``.
+        """
+        data = self._inputs(X)
+        proba = self.net_.predict_proba(SliceDict(**data)).astype(np.float64)
+        masks = [data[f"{n}_mask"] for n in self.modalities_ if f"{n}_mask" in data]
+        if masks and len(masks) == len(self.modalities_):
+            none = ~np.any(np.stack(masks), axis=0)
+            proba[none] = self.class_prior_
+        return proba
+
+    def predict(self, X):
+        """Predicted class labels."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.string = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _modality_name(prefix):
+    """ColumnTransformer block names -> modality roles ('imageencoder' -> 'image')."""
+    lowered = prefix.lower()
+    if "image" in lowered:
+        return "image"
+    if "text" in lowered:
+        return "text"
+    return prefix

@@ -1,0 +1,1 @@
+"""Reading the outside world: image files, text columns, DataFrame columns."""
