@@ -255,9 +255,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"column {col!r} ({param} in fit) is missing from X; columns are {list(X.columns)}")
         out = {}
         if self.image_col_ is not None:
-            out["image"] = _Modality("image", X[[self.image_col_]])
+            out["image"] = _Modality("image", X[self.image_col_])
         if self.text_col_ is not None:
-            out["text"] = _Modality("text", X[[self.text_col_]])
+            out["text"] = _Modality("text", X[self.text_col_])
         if len(X) == 0:
             raise ValueError("X has 0 rows; at least 1 is required")
         return out
@@ -327,6 +327,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             )
             self.net_ = self._make_net(module, y_enc, seed)
             self.net_.fit(SliceDict(**data), y_enc.astype(np.int64))
+        for encoder in self.encoders_.values():
+            if encoder.is_trainable_:
+                encoder._mark_trained()
         return self
 
     def _check_fusion_fits(self, names):
@@ -433,6 +436,13 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """Log of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    def __setstate__(self, state):
+        # A model trained on CUDA loads anywhere: skorch moves the net to the CPU with
+        # a warning, the encoders do the same, and this records where it now runs.
+        self.__dict__.update(state)
+        if str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
+            self.device_ = "cpu"
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -143,7 +143,10 @@ def load_weights(module, path, ignore_prefixes=()):
     unexpected key is an error that names the keys.
     """
     state = load_state_dict_file(path)
-    missing, unexpected = module.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise ValueError(f"weights file {path} does not fit the model: {exc}") from exc
     unexpected = [k for k in unexpected if not k.startswith(tuple(ignore_prefixes))]
     if missing or unexpected:
         raise ValueError(

@@ -8,6 +8,7 @@ branch of the FusionNet and learns end to end).
 
 import math
 import numbers
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -162,6 +163,11 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
                     p.requires_grad_(True)
         return module
 
+    def _mark_trained(self):
+        """Called by FusionClassifier once it trained this encoder's module: its features
+        no longer match the untrained backbone's, so they must not share cache entries."""
+        self.trained_tag_ = uuid.uuid4().hex
+
     def prepare(self, X):
         """Model inputs for a trainable branch: (array of inputs, bool array of present rows)."""
         check_is_fitted(self)
@@ -224,6 +230,8 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _encode(self, batch):
         keys = self._keys(batch) if self.cache else None
         fingerprint = self._fingerprint() if keys is not None else None
+        if fingerprint is not None and getattr(self, "trained_tag_", None):
+            fingerprint = f"{fingerprint}|trained={self.trained_tag_}"
         positions = np.arange(batch.n)
         if fingerprint is None:
             features = self._compute(batch, positions)
@@ -252,6 +260,8 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             module, device = load_module(data, self.device_)
             self.device_ = device
             _set_module(self.backbone_, module)
+        elif str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
+            self.device_ = "cpu"
         if "backbone_" in state:
             self._setup_module()
 
