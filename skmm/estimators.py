@@ -1,7 +1,9 @@
 """FusionClassifier: the scikit-learn face over a skorch-trained FusionNet."""
 
 import numbers
+import os
 import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -18,7 +20,8 @@ from skorch.helper import SliceDict
 from ._torch import resolve_device, seed_from
 from .encoders.base import ImageEncoder, TextEncoder
 from .fusion.net import FusionNet
-from .io.columns import detect_columns
+from .io.columns import _same_as_target, detect_columns
+from .io.images import is_missing
 from .registry import fusions
 
 __all__ = ["FusionClassifier"]
@@ -75,7 +78,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     grad_clip : float or None, default=None
         Clip the gradient norm to this value.
     class_weight : "balanced", dict or None, default=None
-        Weights of the classes in the loss.
+        Weights of the classes in the loss: "balanced" weighs each class by
+        ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
+        given, e.g. ``{"rare": 5.0}``) to weights, classes it leaves out weigh 1,
+        and a key that is not a class of ``y`` is a ValueError.
     validation_fraction : float or None, default=None
         Hold out this fraction (stratified) and stop early when its loss has not
         improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
@@ -85,7 +91,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     device : str, default="auto"
         "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".
     on_error : {"raise", "warn", "ignore"} or None, default=None
-        Policy for unreadable image files; None keeps the image encoder's.
+        Policy for image files that are missing, unreadable, truncated, not
+        images or over the encoder's ``max_image_pixels``, at fit and at predict:
+        "raise" stops (before any training) with an error naming the row, the
+        column and the path; "warn" and "ignore" treat that row's image as
+        missing, "warn" saying how many and which.  None keeps the image
+        encoder's setting (whose default is "raise").
     random_state : int, RandomState or None, default=None
         Seeds weights, shuffling and dropout: equal seeds give equal models.
     verbose : int, default=0
@@ -94,7 +105,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     Attributes
     ----------
     classes_ : ndarray
-        The class labels.
+        The class labels seen in ``y``, sorted (``np.unique`` order, the columns
+        of :meth:`predict_proba`), in the dtype ``y`` had.
     encoders_ : dict
         Fitted encoder per modality.
     modalities_ : list of str
@@ -103,6 +115,31 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         The trained network.
     class_prior_ : ndarray
         Class frequencies in training; rows with no modality at all get them.
+    ignored_columns_ : list
+        Columns of a DataFrame X that the model does not use (set when the
+        image and text columns are detected or named).  A UserWarning names
+        them, except the column equal to ``y`` (a label kept inside X), unless
+        ``image_col`` and ``text_col`` are both named.
+
+    Notes
+    -----
+    Missing inputs: an image path that is None, NaN or empty, a text that is
+    None, NaN, empty or blank (and, under ``on_error="warn"``/``"ignore"``, an
+    image file that fails to load) is a missing modality for that row, at fit
+    and at predict.  The network replaces it with a learned "missing"
+    embedding; ``modality_dropout`` hides present modalities at random during
+    training so that embedding is learned even when few rows lack it.  Rows
+    with no modality at all get ``class_prior_``.
+
+    Labels: strings, integers, booleans and pandas Categoricals are accepted,
+    and :meth:`predict` gives labels back as they came: integers in the same
+    dtype, strings as strings, booleans as booleans, and a Categorical ``y``
+    as a ``pandas.Categorical`` with ``y``'s categories (unused ones included)
+    and order flag.  ``classes_`` holds only the labels seen in ``y``, sorted,
+    as in every scikit-learn classifier: unused categories cannot be learned,
+    and scorers such as ``neg_log_loss`` and ``roc_auc_ovr`` read the
+    probability columns in sorted order.  Missing labels (None, NaN) are a
+    ValueError naming the first such row.
 
     Examples
     --------
@@ -188,6 +225,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1) or None, got {self.validation_fraction!r}")
+        cw = self.class_weight
+        if not (cw is None or isinstance(cw, Mapping) or (isinstance(cw, str) and cw == "balanced")):
+            raise ValueError(
+                f"class_weight must be None, 'balanced' or a dict mapping class labels to weights, "
+                f"got {self.class_weight!r}"
+            )
         if self.on_error not in (None, "raise", "warn", "ignore"):
             raise ValueError(f"on_error must be None, 'raise', 'warn' or 'ignore', got {self.on_error!r}")
         if not isinstance(self.fusion, str):
@@ -255,6 +298,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"column {col!r} ({param} in fit) is missing from X; columns are {list(X.columns)}")
         out = {}
         if self.image_col_ is not None:
+            _check_paths(X[self.image_col_], self.image_col_)
             out["image"] = _Modality("image", X[self.image_col_])
         if self.text_col_ is not None:
             out["text"] = _Modality("text", X[self.text_col_])
@@ -281,6 +325,17 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.ignored_columns_ = ignored
         if ignored and self.verbose:
             print(f"FusionClassifier: image_col={self.image_col_!r}, text_col={self.text_col_!r}; not used: {ignored}")
+        # Nothing a user gave is dropped silently. Expected, so not warned about: a label kept inside X
+        # (the column equal to y), and columns left over once image_col and text_col are both named.
+        unused = [c for c in ignored if not _same_as_target(X[c], y)]
+        if unused and (self.image_col is None or self.text_col is None):
+            warnings.warn(
+                f"{type(self).__name__} uses image_col={self.image_col_!r} and text_col={self.text_col_!r} and "
+                f"ignores the other columns of X: {unused}. Name the columns to use with image_col= and text_col=, "
+                "or drop the others from X, to silence this warning.",
+                UserWarning,
+                stacklevel=4,
+            )
         return "columns"
 
     # -- fit ------------------------------------------------------------------------------
@@ -304,8 +359,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        y = column_or_1d(np.asarray(y) if not isinstance(y, pd.Series) else y.to_numpy(), warn=True)
+        y, self._label_dtype = _read_labels(y)
         check_classification_targets(y)
+        check_consistent_length(X, y)  # before reading X, which compares its columns with y
         modalities = self._read_X(X, y=y, reset=True)
         check_consistent_length(next(iter(modalities.values())).values, y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
@@ -313,6 +369,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             label = self.classes_[0].item() if hasattr(self.classes_[0], "item") else self.classes_[0]
             raise ValueError(f"y has 1 class ({label!r}); a classifier needs at least 2 classes")
         self.class_prior_ = np.bincount(y_enc, minlength=len(self.classes_)) / len(y_enc)
+        class_weights = self._class_weights(y_enc)
         self._check_fusion_fits(list(modalities))
         self.device_ = resolve_device(self.device)
         seed = seed_from(self.random_state)
@@ -325,7 +382,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 branches, len(self.classes_), fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
                 dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
             )
-            self.net_ = self._make_net(module, y_enc, seed)
+            self.net_ = self._make_net(module, class_weights, seed)
             self.net_.fit(SliceDict(**data), y_enc.astype(np.int64))
         for encoder in self.encoders_.values():
             if encoder.is_trainable_:
@@ -361,7 +418,26 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             data[name], data[f"{name}_mask"] = inputs, present
         return data
 
-    def _make_net(self, module, y_enc, seed):
+    def _class_weights(self, y_enc):
+        """Loss weight of each class (``classes_`` order), or None; dict keys are labels of y."""
+        if self.class_weight is None:
+            return None
+        if isinstance(self.class_weight, str):  # "balanced" (checked in _check_params)
+            return compute_class_weight("balanced", classes=np.arange(len(self.classes_)), y=y_enc)
+        position = {label: i for i, label in enumerate(self.classes_.tolist())}
+        unknown = [key for key in self.class_weight if key not in position]
+        if unknown:
+            raise ValueError(
+                f"class_weight has keys that are not classes of y: {unknown}; the classes are {list(position)}"
+            )
+        weights = np.ones(len(self.classes_))
+        for key, weight in self.class_weight.items():
+            if isinstance(weight, bool) or not isinstance(weight, numbers.Real) or not 0 <= weight < np.inf:
+                raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0, got {weight!r}")
+            weights[position[key]] = weight
+        return weights
+
+    def _make_net(self, module, class_weights, seed):
         callbacks = [("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs))]
         if self.grad_clip is not None:
             callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=self.grad_clip)))
@@ -371,13 +447,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             callbacks.append(("early_stopping", EarlyStopping(patience=self.n_iter_no_change, load_best=True)))
         callbacks.extend(self.callbacks or [])
         kwargs = {}
-        if self.class_weight is not None:
-            weights = compute_class_weight(
-                self.class_weight if self.class_weight == "balanced" else
-                {np.searchsorted(self.classes_, k): v for k, v in self.class_weight.items()},
-                classes=np.arange(len(self.classes_)), y=y_enc,
-            )
-            kwargs["criterion__weight"] = torch.tensor(weights, dtype=torch.float32)
+        if class_weights is not None:
+            kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
         if self.backbone_lr is not None:
             kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": self.backbone_lr})]
         return NeuralNetClassifier(
@@ -428,9 +499,17 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return proba
 
     def predict(self, X):
-        """Predicted class labels."""
+        """Predicted class labels, of the kind ``y`` had in fit.
+
+        An ndarray in the dtype of ``classes_``, or a ``pandas.Categorical`` with
+        the categories of ``y`` when ``y`` was categorical.
+        """
         check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        labels = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        dtype = getattr(self, "_label_dtype", None)  # absent from models pickled before it existed
+        if dtype is not None:
+            return pd.Categorical(labels, dtype=dtype)
+        return labels
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
@@ -449,6 +528,36 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         tags.input_tags.string = True
         tags.non_deterministic = self.random_state is None
         return tags
+
+
+def _read_labels(y):
+    """y -> (1-D ndarray of labels, the CategoricalDtype predictions are given back in, or None)."""
+    dtype = getattr(y, "dtype", None)
+    categorical = dtype if isinstance(dtype, pd.CategoricalDtype) else None
+    values = y.to_numpy() if isinstance(y, (pd.Series, pd.Index)) else np.asarray(y)
+    values = column_or_1d(values, warn=True)
+    missing = pd.isna(values)
+    if missing.any():
+        i = int(np.flatnonzero(missing)[0])
+        # list(index) gives Python scalars: "row 3", not "row np.int64(3)"
+        where = f"row {list(y.index)[i]!r} (position {i})" if isinstance(y, pd.Series) else f"position {i}"
+        raise ValueError(
+            f"y has {int(missing.sum())} missing label(s) (None or NaN), the first at {where}; "
+            "drop those rows or give them a label"
+        )
+    return values, categorical
+
+
+def _check_paths(column, name):
+    """An image column holds paths or missing values; anything else is a TypeError naming the row."""
+    if pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
+        return  # a pandas string column holds only strings and missing values
+    for position, (label, value) in enumerate(column.items()):
+        if not (is_missing(value) or isinstance(value, (str, os.PathLike))):
+            raise TypeError(
+                f"column {name!r} (the image column) must hold image file paths or missing values; "
+                f"row {label!r} (position {position}) holds {type(value).__name__} {value!r}"
+            )
 
 
 def _modality_name(prefix):

@@ -180,26 +180,19 @@ def find_blocks(module):
             key = (name.count("."), -n_params)
             if best_key is None or key < best_key:
                 best, best_key = name, key
-    return [] if best is None else [f"{best}.{i}" for i in range(len(module.get_submodule(best)))]
+    return [] if best is None else [f"{best}.{name}" for name, _ in module.get_submodule(best).named_children()]
 
 
-def stages_with_tail(model, names):
-    """The submodules ``names`` (input to output) that hold parameters, as a list.
+_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
 
-    Whatever the model runs after them (a final norm, a pooler: the direct children
-    of ``model`` registered after the one holding the last stage) joins the last
-    stage, so that unfreezing the last n blocks also unfreezes the output norm.
+
+def blocks_of(model, names):
+    """The submodules ``names`` (input to output) that are blocks, as a list.
+
+    Blocks are registered submodules of ``model`` (estimators map them to names
+    when pickling), hold parameters and are not lone normalisation layers.  What
+    runs after the last block (a final norm, a pooler) is not a block: unfreezing
+    the last n blocks leaves it as it was.
     """
-    pairs = [(n, model.get_submodule(n)) for n in names]
-    pairs = [(n, m) for n, m in pairs if _has_params(m)]
-    if not pairs:
-        return []
-    stages = [m for _, m in pairs]
-    children = [n for n, _ in model.named_children()]
-    last_top = pairs[-1][0].split(".")[0]
-    if last_top in children:
-        after = children[children.index(last_top) + 1 :]
-        tail = [model.get_submodule(n) for n in after if _has_params(model.get_submodule(n))]
-        if tail:
-            stages[-1] = nn.ModuleList([stages[-1], *tail])
-    return stages
+    blocks = [model.get_submodule(n) for n in names]
+    return [m for m in blocks if _has_params(m) and not isinstance(m, _NORMS)]

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from .. import cache as _cache
 from .._torch import autocast, dump_module, load_module, resolve_device
-from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, is_missing, load_images_parallel
+from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, is_missing, load_images_parallel, resolve_num_workers
 from ..io.text import to_texts
 from ..registry import image_encoders, text_encoders
 from ._backbone import Normalize
@@ -83,6 +83,9 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def _fit_backbone(self, batch):
         pass
 
+    def _check_params(self):
+        pass
+
     def _iter_prepared(self, batch, positions):
         """Yield (start, model_inputs, present) over ``positions`` of ``batch``, streaming."""
         raise NotImplementedError
@@ -107,6 +110,7 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         _check_trainable(self.trainable)
         if self.batch_size is None or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        self._check_params()
         batch = self._read(X, reset=True)
         self.device_ = resolve_device(self.device)
         self.backbone_ = self._build_backbone()
@@ -197,8 +201,11 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if module is not None:
             module.to(self.device_)
             module = self._wrap_module(module).to(self.device_)
-            if getattr(self.backbone_, "channels_last", False) and self.device_ != "cpu":
-                module.to(memory_format=torch.channels_last)
+        self._channels_last = bool(
+            module is not None and getattr(self.backbone_, "channels_last", False) and self.device_ != "cpu"
+        )
+        if self._channels_last:
+            module.to(memory_format=torch.channels_last)
         self._module = module
 
     def _fingerprint(self):
@@ -211,6 +218,9 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         module.eval()
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         x = x.to(self.device_, non_blocking=True)
+        if getattr(self, "_channels_last", False) and x.ndim == 4:
+            # The convolutions only run in NHWC when their input is NHWC too.
+            x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast(self.device_):
             out = module(x)
         return out.float().cpu().numpy()
@@ -251,6 +261,7 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             state["_module_bytes"] = dump_module(backbone.module)
             state["backbone_"] = _without_module(backbone)
         state.pop("_module", None)
+        state.pop("_channels_last", None)
         return state
 
     def __setstate__(self, state):
@@ -328,8 +339,15 @@ class ImageEncoder(_BaseEncoder):
         train.
     batch_size : int, default=64
         Images per forward pass.
-    num_workers : int, default=0
-        DataLoader worker processes decoding images.
+    num_workers : "auto" or int, default="auto"
+        DataLoader worker processes decoding and resizing images while the
+        model runs; 0 decodes in this process.  "auto" is
+        ``min(4, cores available)``, and 0 when one core is available, when the
+        images fit in one batch, or inside a worker of a process pool (a
+        GridSearchCV with ``n_jobs``); see
+        :func:`skmm.io.images.resolve_num_workers`.  Workers run one torch
+        thread each and decode at most two batches ahead of the model, so the
+        decoded pixels alive at once do not grow with the number of images.
     device : str, default="auto"
         "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".
     on_error : {"raise", "warn", "ignore"}, default="raise"
@@ -375,7 +393,7 @@ class ImageEncoder(_BaseEncoder):
         resize="pad",
         trainable="auto",
         batch_size=64,
-        num_workers=0,
+        num_workers="auto",
         device="auto",
         on_error="raise",
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
@@ -405,6 +423,9 @@ class ImageEncoder(_BaseEncoder):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+    def _check_params(self):
+        resolve_num_workers(self.num_workers, 0, 1)  # a ValueError for anything but "auto" or an int >= 0
 
     def _read(self, X, reset):
         if self.on_error not in _ON_ERROR:
@@ -468,6 +489,7 @@ class ImageEncoder(_BaseEncoder):
             resize=self.resize,
             column=batch.column,
             index=index,
+            pin_memory=str(self.device_).startswith("cuda"),
         )
 
 

@@ -40,7 +40,7 @@ from ._optional import (
     import_optional,
     is_weights_file,
     seeded,
-    stages_with_tail,
+    blocks_of,
 )
 
 __all__ = ["image_backbone", "text_backbone", "CLIPTextBackbone"]
@@ -172,7 +172,7 @@ def _hf_image(spec, image_size, random_state, weights):
         fingerprint=f"clip-image:{spec}|transformers|weights={token}|size={size}|mean={tuple(mean)}|std={tuple(std)}",
         channels_last=False,
     )
-    backbone.blocks = stages_with_tail(model.vision_model, find_blocks(model.vision_model))
+    backbone.blocks = blocks_of(model.vision_model, find_blocks(model.vision_model))
     return backbone
 
 
@@ -207,7 +207,7 @@ class CLIPTextBackbone(TextBackbone):
         self.trainable = weights == "random"
         with torch.inference_mode():
             self.out_dim = int(self.module(torch.as_tensor(self.prepare(["a photo"]))).shape[-1])
-        self.blocks = stages_with_tail(tower, find_blocks(tower))
+        self.blocks = blocks_of(tower, find_blocks(tower))
 
     def fit(self, texts):
         return self
@@ -306,5 +306,5 @@ def _open_clip_image(spec, image_size, random_state, weights):
         channels_last=sum(isinstance(m, nn.Conv2d) for m in visual.modules()) > 1,
     )
     names = find_blocks(visual) or [f"layer{i}" for i in range(1, 5) if hasattr(visual, f"layer{i}")]  # ModifiedResNet
-    backbone.blocks = stages_with_tail(visual, names)
+    backbone.blocks = blocks_of(visual, names)
     return backbone

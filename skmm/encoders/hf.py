@@ -35,7 +35,7 @@ import torch
 from torch import nn
 
 from ._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone
-from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, seeded, stages_with_tail
+from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, seeded, blocks_of
 
 __all__ = ["image_backbone", "text_backbone", "HFTextBackbone"]
 
@@ -109,7 +109,7 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, po
         ),
         channels_last=sum(isinstance(m, nn.Conv2d) for m in vision.modules()) > 1,
     )
-    backbone.blocks = stages_with_tail(module, find_blocks(module))
+    backbone.blocks = blocks_of(module, find_blocks(module))
     return backbone
 
 
@@ -216,7 +216,7 @@ class HFTextBackbone(TextBackbone):
         self.trainable = weights == "random"
         with torch.inference_mode():
             self.out_dim = int(self.module(torch.as_tensor(self.prepare(["a"]))).shape[-1])
-        self.blocks = stages_with_tail(model, find_blocks(model))
+        self.blocks = blocks_of(model, find_blocks(model))
 
     def fit(self, texts):
         return self

@@ -37,7 +37,7 @@ class SmallCNN(nn.Module):
                     nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
                     nn.BatchNorm2d(c_out),
                     nn.ReLU(inplace=True),
-                    nn.MaxPool2d(2),
+                    nn.MaxPool2d(2, ceil_mode=True),  # small images shrink to 1x1, never to 0x0
                 )
             )
             c_in = c_out

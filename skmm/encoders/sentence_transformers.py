@@ -17,7 +17,7 @@ import numpy as np
 from torch import nn
 
 from ._backbone import TextBackbone
-from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, stages_with_tail
+from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, blocks_of
 
 __all__ = ["text_backbone", "STTextBackbone"]
 
@@ -81,7 +81,7 @@ class STTextBackbone(TextBackbone):
             self._weights_token = f"dir={digest(*(file_fingerprint(p) for p in sorted(Path(spec).glob('**/')) if p.is_dir()))}"
         else:
             self._weights_token = "hub"
-        self.blocks = stages_with_tail(model, find_blocks(model))
+        self.blocks = blocks_of(model, find_blocks(model))
 
     def fit(self, texts):
         return self

@@ -40,7 +40,7 @@ from ._optional import (
     is_weights_file,
     load_weights,
     seeded,
-    stages_with_tail,
+    blocks_of,
 )
 
 __all__ = ["image_backbone"]
@@ -144,11 +144,11 @@ def _resolve_name(timm, spec, weights):
 
 
 def _blocks(model):
-    """Stages from timm's ``feature_info``, input to output; final norms join the last."""
+    """Stages from timm's ``feature_info``, input to output."""
     names = [info["module"] for info in getattr(model, "feature_info", []) if info.get("module")]
     if not names:
         for attr in ("stages", "blocks", "layers"):
             if isinstance(getattr(model, attr, None), (nn.Sequential, nn.ModuleList)):
-                names = [f"{attr}.{i}" for i in range(len(getattr(model, attr)))]
+                names = [f"{attr}.{name}" for name, _ in getattr(model, attr).named_children()]
                 break
-    return stages_with_tail(model, names)
+    return blocks_of(model, names)

@@ -35,6 +35,7 @@ from ._optional import (
     is_weights_file,
     load_weights,
     seeded,
+    blocks_of,
 )
 
 __all__ = ["image_backbone"]
@@ -197,41 +198,22 @@ def _strip_head(model, spec):
     return removed, int(out_dim)
 
 
-def _has_params(module):
-    return any(True for _ in module.parameters())
-
-
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+def _children(prefix, container):
+    return [f"{prefix}.{name}" for name, _ in container.named_children()]
 
 
 def _blocks(model):
-    """The model's stages input to output; trailing norms/head layers join the last one."""
-    names = [name for name, _ in model.named_children()]
+    """The model's stages, input to output (registered submodules of ``model``)."""
     if all(hasattr(model, f"layer{i}") for i in range(1, 5)):  # resnet, resnext, wide_resnet
-        stages, anchor = [getattr(model, f"layer{i}") for i in range(1, 5)], "layer4"
+        names = [f"layer{i}" for i in range(1, 5)]
     elif isinstance(getattr(model, "features", None), nn.Sequential):  # vgg, mobilenet, convnext, swin, ...
-        stages, anchor = list(model.features), "features"
+        names = _children("features", model.features)
     elif hasattr(getattr(model, "encoder", None), "layers"):  # vision_transformer
-        stages, anchor = list(model.encoder.layers), "encoder"
+        names = _children("encoder.layers", model.encoder.layers)
     elif isinstance(getattr(model, "trunk_output", None), nn.Sequential):  # regnet
-        stages, anchor = list(model.trunk_output), "trunk_output"
+        names = _children("trunk_output", model.trunk_output)
     elif isinstance(getattr(model, "blocks", None), nn.ModuleList):  # maxvit
-        stages, anchor = list(model.blocks), "blocks"
-    else:
-        stages, anchor = [m for _, m in model.named_children()], names[-1] if names else None
-    merged = []
-    for m in stages:
-        if not _has_params(m):
-            continue
-        if merged and isinstance(m, _NORMS):  # a trailing norm belongs to the block before it
-            merged[-1] = nn.ModuleList([merged[-1], m])
-        else:
-            merged.append(m)
-    stages, tail = merged, []
-    if anchor == "encoder" and getattr(model.encoder, "ln", None) is not None:
-        tail.append(model.encoder.ln)
-    if anchor in names:
-        tail += [m for name, m in model.named_children() if names.index(name) > names.index(anchor) and _has_params(m)]
-    if tail and stages:
-        stages[-1] = nn.ModuleList([stages[-1], *tail])
-    return stages
+        names = _children("blocks", model.blocks)
+    else:  # inception, googlenet: their top-level modules in order
+        names = [name for name, _ in model.named_children()]
+    return blocks_of(model, names)

@@ -18,6 +18,7 @@ processes can decode in parallel. Both apply the same ``on_error`` policy.
 """
 
 import math
+import multiprocessing
 import numbers
 import os
 import struct
@@ -39,6 +40,7 @@ __all__ = [
     "load_image",
     "load_images",
     "load_images_parallel",
+    "resolve_num_workers",
 ]
 
 # 200 megapixels is about a 14000 x 14000 picture: large enough for every
@@ -605,6 +607,67 @@ def _collate(items):
     return torch.stack(pixels), torch.tensor(present, dtype=torch.bool), list(errors)
 
 
+# "auto" never starts more decoding processes than this: beyond four, decoding
+# outpaces any CPU model and each worker only adds its memory.
+_MAX_AUTO_WORKERS = 4
+
+
+def _available_cores():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def resolve_num_workers(num_workers, n_items, batch_size):
+    """The number of DataLoader worker processes to decode ``n_items`` images with.
+
+    Parameters
+    ----------
+    num_workers : "auto" or int
+        An int is returned as it is. ``"auto"`` means
+        ``min(4, cores available to this process)``, except 0 (decode in
+        this process) when only one core is available, when everything fits
+        in one batch (a single batch goes to a single worker, so a worker
+        would only add its start-up time), or when this process is itself a
+        worker of a process pool (joblib, multiprocessing): the pool already
+        uses the cores, and loky's workers cannot start DataLoader workers.
+    n_items : int
+        Images to load.
+    batch_size : int
+        Images per batch.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from skmm.io.images import resolve_num_workers
+    >>> resolve_num_workers(3, 1000, 64)
+    3
+    >>> resolve_num_workers("auto", 10, 64)
+    0
+    """
+    if num_workers == "auto":
+        cores = _available_cores()
+        if cores <= 1 or n_items <= batch_size or multiprocessing.parent_process() is not None:
+            return 0
+        return min(_MAX_AUTO_WORKERS, cores)
+    if not _is_int(num_workers) or num_workers < 0:
+        raise ValueError(
+            f"num_workers must be 'auto' or a non-negative integer, got {num_workers!r}."
+        )
+    return int(num_workers)
+
+
+def _init_worker(worker_id):
+    # Each decoding process is one of several sharing the cores with the model
+    # in the main process; torch ops in Pillow-adjacent code (torch.stack,
+    # from_numpy) must not each start a full intra-op thread pool.
+    torch.set_num_threads(1)
+
+
 def load_images_parallel(
     paths,
     image_size,
@@ -616,6 +679,7 @@ def load_images_parallel(
     resize="pad",
     column=None,
     index=None,
+    pin_memory=False,
 ):
     """Stream batches of loaded images, decoding in worker processes.
 
@@ -626,9 +690,12 @@ def load_images_parallel(
         white and not present.
     image_size : int
         Side ``S`` of the square images.
-    num_workers : int, default=0
-        Worker processes for the DataLoader; 0 loads in this process. Order
-        is kept either way.
+    num_workers : "auto" or int, default=0
+        Worker processes for the DataLoader; 0 loads in this process; "auto"
+        picks a number from the cores available (see
+        :func:`resolve_num_workers`). Order is kept either way. Each worker
+        decodes at most two batches ahead of the consumer, so the decoded
+        pixels alive at once do not grow with the number of paths.
     batch_size : int, default=64
         Rows per yielded batch.
     on_error : {"raise", "warn", "ignore"}, default="raise"
@@ -646,6 +713,9 @@ def load_images_parallel(
     index : sequence, optional
         Row labels (e.g. ``df.index``), used in error messages instead of
         positions.
+    pin_memory : bool, default=False
+        Put the batches in page-locked memory (faster, asynchronous copies to
+        a CUDA device).
 
     Returns
     -------
@@ -673,12 +743,10 @@ def load_images_parallel(
     """
     # Validate everything now: a generator body would only run at first next().
     _validate_on_error(on_error)
-    if not _is_int(num_workers) or num_workers < 0:
-        raise ValueError(
-            f"num_workers must be a non-negative integer, got {num_workers!r}."
-        )
     if not _is_int(batch_size) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}.")
+    paths = list(paths)
+    num_workers = resolve_num_workers(num_workers, len(paths), batch_size)
     dataset = ImageFolderDataset(
         paths,
         image_size,
@@ -687,20 +755,42 @@ def load_images_parallel(
         column=column,
         index=index,
     )
-    return _stream(dataset, int(num_workers), int(batch_size), on_error, column, index)
+    return _stream(
+        dataset, num_workers, int(batch_size), on_error, column, index, bool(pin_memory)
+    )
 
 
 # How many failures the single on_error="warn" warning spells out.
 _MAX_LISTED_FAILURES = 5
 
 
-def _stream(dataset, num_workers, batch_size, on_error, column, index):
+def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memory):
+    workers = {}
+    if num_workers > 0:
+        workers = dict(
+            worker_init_fn=_init_worker,
+            # Two batches queued per worker keep the model fed and bound the
+            # decoded pixels alive at once.
+            prefetch_factor=2,
+            # The workers live for this one pass over the paths and are reused
+            # for all its batches; keeping them past it would need a loader
+            # owned by the estimator (unpicklable, holding processes between
+            # transforms), which costs more than the ~0.1 s a fork takes.
+            persistent_workers=False,
+        )
     loader = DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
         collate_fn=_collate,
+        pin_memory=pin_memory,
+        # The loader draws its workers' base seed from this generator rather
+        # than from torch's global RNG, so loading images (or skipping the
+        # loading on a cache hit) never shifts the seeds of a model trained
+        # afterwards.
+        generator=torch.Generator().manual_seed(0),
+        **workers,
     )
     failures = []
     start = 0

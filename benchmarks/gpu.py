@@ -1,0 +1,172 @@
+"""GPU throughput of skmm's pretrained backbones: run by hand on a CUDA machine.
+
+    python benchmarks/gpu.py [--batch 256] [--image-size 224] [--steps 20] [--out BENCHMARKS.md]
+
+Measures, side by side in one run:
+
+1. encoding throughput (images/s) of torchvision ResNet-18 built through
+   ``skmm.encoders.torchvision`` with *random* weights (speed does not depend on
+   the weights, and nothing is downloaded): fp32, fp32 + channels_last, bf16
+   autocast, bf16 autocast + channels_last;
+2. one fine-tuning epoch on synthetic data of ResNet-18 + a small BERT (a random
+   config built locally) joined by a linear head, fp32 vs bf16 autocast +
+   channels_last.
+
+Without CUDA it prints "skipped: no CUDA" and exits 0.  With ``--out`` it appends
+the table and the command that made it to that file.
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+
+
+def _sync():
+    torch.cuda.synchronize()
+
+
+def encode_throughput(backbone, batch, steps, bf16, channels_last):
+    from skmm.encoders._backbone import Normalize
+
+    module = nn.Sequential(Normalize(backbone.mean, backbone.std), backbone.module).cuda().eval()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    module = module.to(memory_format=fmt)
+    size = backbone.image_size
+    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8).cuda()
+    x = x.contiguous(memory_format=fmt)
+    with torch.inference_mode(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+        for _ in range(3):  # warm-up: cuDNN autotuning, allocator
+            module(x)
+        _sync()
+        start = time.perf_counter()
+        for _ in range(steps):
+            module(x)
+        _sync()
+    return batch * steps / (time.perf_counter() - start)
+
+
+class _Fusion(nn.Module):
+    def __init__(self, image, text, image_dim, text_dim, n_classes):
+        super().__init__()
+        self.image, self.text = image, text
+        self.head = nn.Linear(image_dim + text_dim, n_classes)
+
+    def forward(self, images, tokens):
+        return self.head(torch.cat([self.image(images), self.text(tokens)], dim=1))
+
+
+def _tiny_bert_dir(root):
+    import transformers
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(2000)]
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "vocab.txt"), "w") as f:
+        f.write("\n".join(vocab))
+    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=256, num_hidden_layers=4,
+                                     num_attention_heads=4, intermediate_size=1024)
+    transformers.BertModel(config).save_pretrained(root)
+    transformers.BertTokenizer(vocab=os.path.join(root, "vocab.txt")).save_pretrained(root)
+    return root
+
+
+def finetune_epoch(n_samples, batch, image_size, bf16, channels_last, bert_dir):
+    from skmm.encoders._backbone import Normalize
+    from skmm.encoders.hf import text_backbone
+    from skmm.encoders.torchvision import image_backbone
+
+    image = image_backbone("resnet18", image_size=image_size, random_state=0)
+    text = text_backbone(bert_dir, max_length=64, weights="random", random_state=0)
+    model = _Fusion(nn.Sequential(Normalize(image.mean, image.std), image.module), text.module,
+                    image.out_dim, text.out_dim, 10).cuda().train()
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    words = [" ".join(f"w{j}" for j in torch.randint(0, 2000, (40,), generator=gen).tolist()) for _ in range(n_samples)]
+    tokens = torch.as_tensor(text.prepare(words))
+    images = torch.randint(0, 256, (n_samples, 3, image_size, image_size), dtype=torch.uint8, generator=gen)
+    labels = torch.randint(0, 10, (n_samples,), generator=gen)
+
+    def run_epoch():
+        for i in range(0, n_samples, batch):
+            x = images[i : i + batch].cuda(non_blocking=True).contiguous(memory_format=fmt)
+            t = tokens[i : i + batch].cuda(non_blocking=True)
+            y = labels[i : i + batch].cuda(non_blocking=True)
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=bf16):
+                loss = nn.functional.cross_entropy(model(x, t), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+
+    images = images.pin_memory()
+    run_epoch()  # warm-up epoch
+    _sync()
+    start = time.perf_counter()
+    run_epoch()
+    _sync()
+    return time.perf_counter() - start
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--samples", type=int, default=2048, help="synthetic rows in the fine-tuning epoch")
+    parser.add_argument("--out", help="append the table to this Markdown file")
+    args = parser.parse_args(argv)
+
+    if not torch.cuda.is_available():
+        print("skipped: no CUDA device (run benchmarks/gpu.py on a GPU machine)")
+        return 0
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here
+    torch.backends.cudnn.allow_tf32 = False
+
+    from skmm.encoders.torchvision import image_backbone
+
+    backbone = image_backbone("resnet18", image_size=args.image_size, random_state=0)
+    rows = []
+    base = None
+    for bf16, cl in [(False, False), (False, True), (True, False), (True, True)]:
+        ips = encode_throughput(backbone, args.batch, args.steps, bf16, cl)
+        base = base or ips
+        rows.append(("encode resnet18", f"{'bf16 autocast' if bf16 else 'fp32'}{' + channels_last' if cl else ''}",
+                     f"{ips:,.0f} images/s", f"{ips / base:.2f}x"))
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bert_dir = _tiny_bert_dir(os.path.join(tmp, "bert"))
+        base = None
+        for bf16, cl in [(False, False), (True, True)]:
+            seconds = finetune_epoch(args.samples, min(args.batch, 128), args.image_size, bf16, cl, bert_dir)
+            base = base or seconds
+            rows.append((f"fine-tune epoch ({args.samples} rows)",
+                         f"{'bf16 autocast + channels_last' if bf16 else 'fp32'}",
+                         f"{seconds:.2f} s ({args.samples / seconds:,.0f} rows/s)", f"{base / seconds:.2f}x"))
+
+    device = torch.cuda.get_device_name()
+    header = (f"GPU: {device}; torch {torch.__version__}; batch {args.batch}; image {args.image_size}px; "
+              f"ResNet-18 and BERT (4 layers, 256 wide) with random weights")
+    lines = [header, "", "| what | precision | speed | vs first row |", "| --- | --- | --- | --- |"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    table = "\n".join(lines)
+    print(table)
+    if args.out:
+        command = "python benchmarks/gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        with open(args.out, "a") as f:
+            f.write(f"\n## GPU backbones\n\n`{command.strip()}`\n\n{table}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
