@@ -1,5 +1,6 @@
 """FusionClassifier: the scikit-learn face over a skorch-trained FusionNet."""
 
+import math
 import numbers
 import os
 import warnings
@@ -77,6 +78,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Learning rate of trainable encoders (None: ``lr``).
     grad_clip : float or None, default=None
         Clip the gradient norm to this value.
+    warmup_epochs : int, default=0
+        Epochs of linear learning-rate warm-up before the cosine decay (useful
+        when fine-tuning pretrained backbones).
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss: "balanced" weighs each class by
         ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
@@ -170,6 +174,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         weight_decay=1e-4,
         backbone_lr=None,
         grad_clip=None,
+        warmup_epochs=0,
         class_weight=None,
         validation_fraction=None,
         n_iter_no_change=5,
@@ -195,6 +200,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.weight_decay = weight_decay
         self.backbone_lr = backbone_lr
         self.grad_clip = grad_clip
+        self.warmup_epochs = warmup_epochs
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -219,6 +225,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             v = getattr(self, name)
             if not isinstance(v, numbers.Real) or not 0 <= v < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {v!r}")
+        if not isinstance(self.warmup_epochs, numbers.Integral) or not 0 <= self.warmup_epochs < self.max_epochs:
+            raise ValueError(f"warmup_epochs must be an integer in [0, max_epochs), got {self.warmup_epochs!r}")
         for name in ("lr", "backbone_lr", "grad_clip"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, numbers.Real) or v <= 0):
@@ -438,7 +446,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         return weights
 
     def _make_net(self, module, class_weights, seed):
-        callbacks = [("lr_schedule", LRScheduler(policy="CosineAnnealingLR", T_max=self.max_epochs))]
+        schedule = WarmupCosine(self.warmup_epochs, self.max_epochs)
+        callbacks = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
         if self.grad_clip is not None:
             callbacks.append(("grad_clip", GradientNormClipping(gradient_clip_value=self.grad_clip)))
         train_split = None
@@ -558,6 +567,22 @@ def _check_paths(column, name):
                 f"column {name!r} (the image column) must hold image file paths or missing values; "
                 f"row {label!r} (position {position}) holds {type(value).__name__} {value!r}"
             )
+
+
+class WarmupCosine:
+    """Learning-rate factor per epoch: linear warm-up, then cosine decay to zero.
+
+    A class rather than a lambda so that fitted models pickle.
+    """
+
+    def __init__(self, warmup_epochs, max_epochs):
+        self.warmup_epochs, self.max_epochs = int(warmup_epochs), int(max_epochs)
+
+    def __call__(self, epoch):
+        if epoch < self.warmup_epochs:
+            return (epoch + 1) / self.warmup_epochs
+        span = max(1, self.max_epochs - self.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * min(epoch - self.warmup_epochs, span) / span))
 
 
 def _modality_name(prefix):
