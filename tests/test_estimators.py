@@ -93,7 +93,7 @@ def test_every_fusion_trains_and_predicts(shapes_df, fusion):
 @pytest.mark.parametrize("n_jobs", [1, 2])
 def test_grid_search_over_fusions(shapes_df, n_jobs):
     df = shapes_df
-    grid = {"fusion": ALL_FUSIONS} if n_jobs == 1 else {"fusion": ["concat", "gated", "late"]}
+    grid = {"fusion": ALL_FUSIONS}
     search = GridSearchCV(fast(max_epochs=2), grid, cv=2, n_jobs=n_jobs).fit(df, df["label"])
     assert len(search.cv_results_["mean_test_score"]) == len(grid["fusion"])
     assert np.all(np.isfinite(search.cv_results_["mean_test_score"]))
@@ -101,7 +101,8 @@ def test_grid_search_over_fusions(shapes_df, n_jobs):
     assert search.predict(df).shape == (len(df),)
 
 
-def test_pipeline_of_column_transformer_and_fusion(shapes_df):
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_pipeline_of_column_transformer_and_fusion(shapes_df, n_jobs):
     df = shapes_df
     features = make_column_transformer(
         (ImageEncoder("pixels", image_size=8), "image_path"),
@@ -116,7 +117,8 @@ def test_pipeline_of_column_transformer_and_fusion(shapes_df):
     assert clf.layout_ == "blocks"
     assert clf.modalities_ == ["image", "text"]  # block prefixes imageencoder__/textencoder__ -> roles
     assert pipe.predict_proba(df).shape == (len(df), 4)
-    search = GridSearchCV(pipe, {"fusionclassifier__fusion": ["concat", "film"]}, cv=2).fit(df, df["label"])
+    search = GridSearchCV(pipe, {"fusionclassifier__fusion": ["concat", "film"]}, cv=2, n_jobs=n_jobs)
+    search.fit(df, df["label"])
     assert search.best_params_["fusionclassifier__fusion"] in {"concat", "film"}
 
 
