@@ -335,8 +335,8 @@ def build_markdown(args, results, started, load_before, total):
         f"Machine: {len(os.sched_getaffinity(0))} CPU cores shared with other jobs (load average "
         f"{load_before[0]:.1f} when the run started), no GPU; torch {torch.__version__}, "
         f"{torch.get_num_threads()} intra-op threads in the main process; Python {platform.python_version()}. "
-        f"Run started {started}, took {total / 60:.1f} min. Ratios are slower / faster, "
-        "all measured in this one run.",
+        f"Run started {started}, took {total / 60:.1f} min. ratio = other / skmm seconds "
+        "(above 1: skmm is faster; for d, first / second transform), all measured in this one run.",
         "",
         "| figure | data | skmm | other | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
