@@ -535,7 +535,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
-        tags.non_deterministic = self.random_state is None
         return tags
 
 

@@ -325,8 +325,10 @@ class ImageEncoder(_BaseEncoder):
         FusionClassifier), ``"pixels"`` (resized pixels), or a family-prefixed name
         such as ``"torchvision:resnet18"``, ``"timm:convnext_tiny"``, ``"hf:<dir>"``.
     weights : str or None, default=None
-        Weights for the backbone: a name its family knows (``"DEFAULT"``) or a
-        local file.  None means random initialisation.
+        Weights for the backbone: a name its family knows (``"DEFAULT"``,
+        ``"IMAGENET1K_V1"``) or a local file.  None means random initialisation
+        for ``cnn``, ``torchvision:`` and ``timm:``, and the checkpoint the name
+        points to for ``hf:`` and ``clip:`` (see docs/pretrained.md).
     image_size : int or None, default=None
         Side of the square images the backbone sees; None takes the backbone's own.
     resize : {"pad", "stretch", "crop"}, default="pad"
