@@ -230,6 +230,108 @@ def test_invalid_resize_and_size(tmp_path):
         load_image(path, 4, max_image_pixels=-1)
 
 
+# ---------------------------------------------------------------- fast path vs reference
+
+
+def _reference_load(path, size, resize):
+    """The straightforward way: composite on white at full size, then one Lanczos resize."""
+    with Image.open(path) as img:
+        rgba = img.convert("RGBA")
+    flat = Image.new("RGB", rgba.size, tuple(WHITE))
+    flat.paste(rgba, mask=rgba.getchannel("A"))
+    width, height = flat.size
+    if resize == "crop":
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        flat = flat.crop((left, top, left + side, top + side))
+        width = height = side
+    if resize == "pad":
+        scale = size / max(width, height)
+        target = (max(1, round(width * scale)), max(1, round(height * scale)))
+    else:
+        target = (size, size)
+    small = flat.resize(target, Image.Resampling.LANCZOS)
+    canvas = Image.new("RGB", (size, size), tuple(WHITE))
+    canvas.paste(small, ((size - target[0]) // 2, (size - target[1]) // 2))
+    return np.asarray(canvas).transpose(2, 0, 1)
+
+
+def _transparent_picture(width, height, seed=0):
+    """Smooth colours and alpha, hard edges, a fully transparent band and a noisy patch."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    colour = np.stack(
+        [255 * x / width, 255 * y / height, 128 + 127 * np.sin(x / 37.0 + y / 23.0)], axis=2
+    )
+    alpha = 255 * (0.5 + 0.5 * np.cos(x / 53.0) * np.sin(y / 41.0))
+    alpha[(x // 97 + y // 61) % 3 == 0] = 255  # opaque blocks with hard edges
+    alpha[: height // 6] = 0  # transparent band: must come out white
+    ph, pw = min(80, height // 3), min(120, width // 3)
+    patch = (slice(height // 2, height // 2 + ph), slice(width // 3, width // 3 + pw))
+    colour[patch] = rng.integers(0, 256, (ph, pw, 3))
+    alpha[patch] = rng.integers(0, 256, (ph, pw))
+    pixels = np.dstack([colour, alpha]).clip(0, 255).astype(np.uint8)
+    return Image.fromarray(pixels, "RGBA")
+
+
+def _fast_path_rgba(tmp_path, width, height):
+    return _save(_transparent_picture(width, height), tmp_path / "fast_rgba.png")
+
+
+def _fast_path_la(tmp_path, width, height):
+    return _save(_transparent_picture(width, height).convert("LA"), tmp_path / "fast_la.png")
+
+
+def _fast_path_p_trns(tmp_path, width, height):
+    img = _transparent_picture(width, height).convert("RGB").quantize(64)
+    pixels = np.asarray(img).copy()
+    pixels[: height // 6] = 63  # transparent through tRNS
+    pixels[height // 2 :: 7, ::5] = 63  # and scattered single transparent pixels
+    img = Image.fromarray(pixels, "P")
+    img.putpalette(_transparent_picture(width, height).convert("RGB").quantize(64).getpalette())
+    return _save(img, tmp_path / "fast_p.png", transparency=63)
+
+
+def _fast_path_p_alpha_palette(tmp_path, width, height):
+    img = _transparent_picture(width, height).quantize(64, method=Image.Quantize.FASTOCTREE)
+    assert img.palette.mode == "RGBA"
+    return _save(img, tmp_path / "fast_pa.png")
+
+
+FAST_PATH_CASES = {
+    "RGBA": _fast_path_rgba,
+    "LA": _fast_path_la,
+    "P-tRNS": _fast_path_p_trns,
+    "P-alpha-palette": _fast_path_p_alpha_palette,
+}
+
+
+@pytest.mark.parametrize("resize", ["pad", "stretch", "crop"])
+@pytest.mark.parametrize("case", FAST_PATH_CASES)
+@pytest.mark.parametrize("size", [(1500, 900), (900, 1500), (30, 18)])
+def test_fast_path_matches_full_size_composite_then_resize(tmp_path, monkeypatch, case, resize, size):
+    # The loader reduces and resizes premultiplied pixels strip by strip and
+    # composites on white only at the end; the reference composites at full
+    # size and resizes once. Both are linear, so they agree up to rounding and
+    # the two-step (reduce, then Lanczos) resampling.
+    monkeypatch.setattr(images_module, "_STRIP_PIXELS", 50_000)  # many strips
+    path = FAST_PATH_CASES[case](tmp_path, *size)
+    pixels = load_image(path, 64, resize=resize).astype(int)
+    reference = _reference_load(path, 64, resize).astype(int)
+    difference = np.abs(pixels - reference)
+    assert difference.mean() < 2, difference.mean()
+
+
+def test_transparent_band_comes_out_white_after_reduction(tmp_path, monkeypatch):
+    monkeypatch.setattr(images_module, "_STRIP_PIXELS", 50_000)
+    path = _fast_path_rgba(tmp_path, 1500, 900)
+    pixels = load_image(path, 64, resize="stretch")
+    # The top sixth of the file (rows 0-149 of 900, 0-10 of 64) is fully
+    # transparent: white, whatever its colour, beyond the Lanczos support
+    # (3 source pixels of 14 each) of the first visible row.
+    assert (pixels[:, :7] == 255).all()
+
+
 # ---------------------------------------------------------------- huge images
 
 
@@ -497,6 +599,56 @@ def test_parallel_matches_serial_in_order(tmp_path, rng):
     assert expected_present.tolist() == [True, True, False, True, True, False, True, True]
     # Different images really are different (order is meaningful).
     assert not np.array_equal(expected[0], expected[1])
+
+
+def test_batches_are_whole_numbers_of_decoding_chunks():
+    sampler = images_module._ChunkSampler(25, 10, 8)
+    chunks = list(sampler)
+    assert len(chunks) == len(sampler) == 5
+    # Batches of 10 rows, each cut into chunks of at most 8: none straddles two batches.
+    assert chunks == [
+        list(range(0, 8)), [8, 9], list(range(10, 18)), [18, 19], list(range(20, 25)),
+    ]
+
+
+def test_parallel_rebatches_chunks_in_order(tmp_path, rng):
+    paths = _mixed_paths(tmp_path, rng, n=25)
+    expected, expected_present = load_images(paths, 16, on_error="ignore")
+    starts, chunks, presents = [], [], []
+    for start, pixels, present in load_images_parallel(
+        paths, 16, num_workers=2, batch_size=10, on_error="ignore"
+    ):
+        starts.append(start)
+        chunks.append(pixels.numpy())
+        presents.append(present.numpy())
+    assert starts == [0, 10, 20]
+    assert [len(c) for c in chunks] == [10, 10, 5]
+    np.testing.assert_array_equal(np.concatenate(chunks), expected)
+    np.testing.assert_array_equal(np.concatenate(presents), expected_present)
+
+
+def test_one_slow_file_does_not_hold_up_the_rest_of_its_batch(tmp_path, rng, monkeypatch):
+    import multiprocessing
+    import os
+    import time
+
+    paths = _mixed_paths(tmp_path, rng, n=32)
+    paths[2] = paths[0]
+    paths[5] = paths[1]
+    decoded_by = multiprocessing.Array("i", len(paths))
+    original = ImageFolderDataset.__getitem__
+
+    def slow_first(self, i):
+        if i == 0:
+            time.sleep(1.0)  # a 100-MP PNG
+        decoded_by[i] = os.getpid()
+        return original(self, i)
+
+    monkeypatch.setattr(ImageFolderDataset, "__getitem__", slow_first)
+    batches = list(load_images_parallel(paths, 8, num_workers=2, batch_size=32))
+    assert [start for start, _, _ in batches] == [0]
+    # The one model batch was decoded by both workers, in chunks.
+    assert len(set(decoded_by[:])) == 2
 
 
 def test_stream_raises_at_first_failure_after_earlier_batches(tmp_path, rng):
