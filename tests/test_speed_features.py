@@ -298,3 +298,31 @@ def test_loading_leaves_the_global_torch_rng_alone(shapes_df, num_workers):
         shapes_df["image_path"]
     )
     assert torch.equal(torch.random.get_rng_state(), state)
+
+
+def test_trainable_cnn_grid_search_decodes_each_file_once(shapes_df, monkeypatch):
+    """Trainable branches need pixels: decoded once, then reused by every fold and grid point."""
+    from sklearn.model_selection import GridSearchCV
+
+    import skmm.io.images as images
+    from skmm import FusionClassifier, ImageEncoder
+    from skmm.cache import get_cache
+
+    get_cache(None).clear()
+    decoded = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    df = shapes_df.iloc[:48]
+    clf = FusionClassifier(
+        image=ImageEncoder("cnn", image_size=16, num_workers=0, backbone_kwargs={"channels": (4, 8)}),
+        text="tfidf", max_epochs=1, dim=8, hidden_dim=8, random_state=0, device="cpu",
+    )
+    search = GridSearchCV(clf, {"fusion": ["concat", "gated"]}, cv=2).fit(df, df["label"])
+    assert search.best_estimator_.encoders_["image"].is_trainable_
+    assert sorted(decoded) == sorted(df["image_path"])  # 4 fits + refit, each file decoded once
+
+    decoded.clear()
+    no_cache = clf.set_params(image=ImageEncoder("cnn", image_size=16, num_workers=0, cache=False,
+                                                 backbone_kwargs={"channels": (4, 8)}))
+    no_cache.fit(df, df["label"]).predict(df)
+    assert len(decoded) == 2 * len(df)  # fit and predict decode again without the cache

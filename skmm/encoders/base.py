@@ -175,7 +175,9 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
     def prepare(self, X):
         """Model inputs for a trainable branch: (array of inputs, bool array of present rows)."""
         check_is_fitted(self)
-        batch = self._read(X, reset=False)
+        return self._prepare_batch(self._read(X, reset=False))
+
+    def _prepare_batch(self, batch):
         parts, present = [], np.zeros(batch.n, dtype=bool)
         for start, inputs, ok in self._iter_prepared(batch, np.arange(batch.n)):
             parts.append(np.asarray(inputs))
@@ -470,6 +472,31 @@ class ImageEncoder(_BaseEncoder):
         if batch.kind != "paths":
             return None
         return [_cache.image_key(p) for p in batch.values]
+
+    def _prepare_batch(self, batch):
+        # A trainable branch needs pixels, not embeddings. Decoding is the slow part
+        # (big PNGs take seconds), so decoded pixels are cached like embeddings, keyed by
+        # file identity and preprocessing only: every fold and grid point of a search
+        # over a trainable CNN then decodes each file once.
+        keys = self._keys(batch) if self.cache else None
+        if keys is None:
+            return super()._prepare_batch(batch)
+        size = self.backbone_.image_size
+        fingerprint = f"decoded-pixels|size={size}|resize={self.resize}|max_pixels={self.max_image_pixels}"
+
+        def compute(positions):
+            rows = np.full((len(positions), 3 * size * size), np.nan, dtype=np.float32)
+            for start, pixels, ok in self._iter_prepared(batch, np.asarray(positions)):
+                ok = np.asarray(ok, dtype=bool)
+                flat = np.asarray(pixels).reshape(len(ok), -1).astype(np.float32)
+                flat[~ok] = np.nan  # not stored: a missing or failed image is tried again next time
+                rows[start : start + len(ok)] = flat
+            return rows
+
+        flat = _cache.get_cache(self.cache_dir).get_or_compute(fingerprint, keys, compute)
+        present = ~np.isnan(flat).any(axis=1)
+        flat[~present] = 255.0
+        return flat.reshape(batch.n, 3, size, size).astype(np.uint8), present
 
     def _iter_prepared(self, batch, positions):
         size = self.backbone_.image_size

@@ -934,8 +934,9 @@ def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memor
             listed += f"; and {more} more"
         where = f" in column {column!r}" if column is not None else ""
         warnings.warn(
-            f"{len(failures)} of {len(dataset)} images{where} could not be "
-            f"loaded and are treated as missing: {listed}.",
+            # No total here: with the embedding cache, only the files not cached yet are read.
+            f"{len(failures)} image{'s' if len(failures) != 1 else ''}{where} could not be "
+            f"loaded and {'are' if len(failures) != 1 else 'is'} treated as missing: {listed}.",
             UserWarning,
             stacklevel=2,
         )
