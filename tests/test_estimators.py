@@ -1,7 +1,6 @@
 """FusionClassifier on DataFrames: fitting, column detection, pipelines, grid search, errors."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from sklearn.base import clone

@@ -5,7 +5,6 @@ or the parameter before any training starts; "training started" is seen by
 replacing ``skorch.NeuralNetClassifier.fit``.
 """
 
-import os
 import warnings
 
 import numpy as np

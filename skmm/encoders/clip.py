@@ -213,15 +213,12 @@ class CLIPTextBackbone(TextBackbone):
         return self
 
     def prepare(self, texts):
-        from .hf import _as_text
+        from .hf import _as_text, tokenize
 
-        texts = [_as_text(t) for t in texts]
         if self.library == "open_clip":
-            ids = self.tokenizer(texts).numpy().astype(np.int64)
+            ids = self.tokenizer([_as_text(t) for t in texts]).numpy().astype(np.int64)
             return np.stack([ids, (ids != 0).astype(np.int64)], axis=1)
-        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length,
-                             return_tensors="np")
-        return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+        return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
         return f"clip-text:{self.spec}|{self.library}|weights={self._weights_token}|max_length={self.max_length}"

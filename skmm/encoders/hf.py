@@ -222,10 +222,7 @@ class HFTextBackbone(TextBackbone):
         return self
 
     def prepare(self, texts):
-        texts = [_as_text(t) for t in texts]
-        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length,
-                             return_tensors="np")
-        return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+        return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
         return f"hf-text:{self.spec}|weights={self._weights_token}|max_length={self.max_length}|pooling={self.pooling}"
@@ -312,6 +309,13 @@ def _cap_length(max_length, tokenizer, config):
     if positions:
         limits.append(int(positions))
     return min(limits)
+
+
+def tokenize(tokenizer, texts, max_length):
+    """Texts -> int64 (N, 2, max_length): input ids and attention mask, padded to max_length."""
+    enc = tokenizer([_as_text(t) for t in texts], padding="max_length", truncation=True, max_length=max_length,
+                    return_tensors="np")
+    return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
 
 
 def _as_text(value):

@@ -13,7 +13,6 @@ default).  Hub ids are read from the Hugging Face cache or downloaded; set
 
 from pathlib import Path
 
-import numpy as np
 from torch import nn
 
 from ._backbone import TextBackbone
@@ -87,12 +86,9 @@ class STTextBackbone(TextBackbone):
         return self
 
     def prepare(self, texts):
-        from .hf import _as_text
+        from .hf import tokenize
 
-        texts = [_as_text(t) for t in texts]
-        enc = self.tokenizer(texts, padding="max_length", truncation=True, max_length=self.max_length,
-                             return_tensors="np")
-        return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
+        return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
         return f"st:{self.spec}|weights={self._weights_token}|max_length={self.max_length}"
