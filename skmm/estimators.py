@@ -18,7 +18,7 @@ from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.helper import SliceDict
 
-from ._torch import resolve_device, seed_from
+from ._torch import autocast, resolve_device, seed_from
 from .encoders.base import ImageEncoder, TextEncoder
 from .fusion.net import FusionNet
 from .io.columns import _same_as_target, detect_columns
@@ -460,7 +460,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
             kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
         if self.backbone_lr is not None:
             kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": self.backbone_lr})]
-        return NeuralNetClassifier(
+        if str(self.device_).startswith("cuda"):
+            kwargs.update(iterator_train__pin_memory=True, iterator_valid__pin_memory=True)
+        return _AutocastNet(
             module,
             criterion=torch.nn.CrossEntropyLoss,
             optimizer=torch.optim.AdamW,
@@ -566,6 +568,18 @@ def _check_paths(column, name):
                 f"column {name!r} (the image column) must hold image file paths or missing values; "
                 f"row {label!r} (position {position}) holds {type(value).__name__} {value!r}"
             )
+
+
+class _AutocastNet(NeuralNetClassifier):
+    """skorch's classifier with the forward pass under bf16 autocast on CUDA (a no-op elsewhere).
+
+    bf16 keeps float32's range, so no gradient scaling is needed; logits come back as
+    float32 so the loss and the probabilities are computed at full precision.
+    """
+
+    def infer(self, x, **fit_params):
+        with autocast(self.device):
+            return super().infer(x, **fit_params).float()
 
 
 class WarmupCosine:
