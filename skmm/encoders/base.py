@@ -6,6 +6,7 @@ in any Pipeline or ColumnTransformer, its embeddings cached) or inside
 branch of the FusionNet and learns end to end).
 """
 
+import copy
 import math
 import numbers
 import uuid
@@ -280,8 +281,6 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
 
 
 def _without_module(backbone):
-    import copy
-
     clone = copy.copy(backbone)
     # Blocks are sub-modules of the module; they are restored from it on load.
     blocks = getattr(backbone, "blocks", None)
