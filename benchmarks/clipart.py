@@ -508,7 +508,9 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
     lines += [
         "",
         "Fit seconds of the skmm rows count only the FusionClassifier (its head); the encoders are trained and run "
-        "once and shared by all of them: " + ", ".join(f"{k} {v:.0f} s" for k, v in shared.items()) + ".",
+        "once and shared by all of them: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in shared.items() if k != "robustness refits") + "."
+        + (f" The robustness refits took {shared['robustness refits']:.0f} s more." if "robustness refits" in shared else ""),
         f"Whole run: {total / 60:.1f} min wall on a 2-core CPU shared with other jobs (no GPU; 1-min load average "
         f"{getattr(args, 'load_at_start', float('nan')):.2f} at the start); "
         f"peak RSS {peak_mb:.0f} MB (main process; image-reading workers {children_mb:.0f} MB).",
