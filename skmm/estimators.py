@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.metrics import get_scorer
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d, validate_data
 from skorch import NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, GradientNormClipping, LRScheduler
+from skorch.callbacks import EarlyStopping, EpochScoring, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.helper import SliceDict
 
@@ -90,6 +91,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         Hold out this fraction (stratified) and stop early when its loss has not
         improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
     n_iter_no_change : int, default=5
+    early_stopping_scoring : str or None, default=None
+        With ``validation_fraction``: stop on this scikit-learn scorer of the
+        held-out rows (e.g. ``"f1_macro"``, higher is better) instead of their loss.
     callbacks : list or None, default=None
         Extra skorch callbacks.
     device : str, default="auto"
@@ -178,6 +182,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         class_weight=None,
         validation_fraction=None,
         n_iter_no_change=5,
+        early_stopping_scoring=None,
         callbacks=None,
         device="auto",
         on_error=None,
@@ -204,6 +209,7 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.early_stopping_scoring = early_stopping_scoring
         self.callbacks = callbacks
         self.device = device
         self.on_error = on_error
@@ -233,6 +239,10 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} must be a positive number, got {v!r}")
         if self.validation_fraction is not None and not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction must be in (0, 1) or None, got {self.validation_fraction!r}")
+        if self.early_stopping_scoring is not None:
+            if self.validation_fraction is None:
+                raise ValueError("early_stopping_scoring needs validation_fraction (the rows it scores)")
+            get_scorer(self.early_stopping_scoring)  # an unknown name: sklearn's error lists the valid ones
         cw = self.class_weight
         if not (cw is None or isinstance(cw, Mapping) or (isinstance(cw, str) and cw == "balanced")):
             raise ValueError(
@@ -453,7 +463,12 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         train_split = None
         if self.validation_fraction is not None:
             train_split = ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
-            callbacks.append(("early_stopping", EarlyStopping(patience=self.n_iter_no_change, load_best=True)))
+            monitor, lower_is_better = "valid_loss", True
+            if self.early_stopping_scoring is not None:
+                monitor, lower_is_better = "valid_score", False
+                callbacks.append((monitor, EpochScoring(self.early_stopping_scoring, lower_is_better=False, name=monitor)))
+            callbacks.append(("early_stopping", EarlyStopping(
+                monitor=monitor, lower_is_better=lower_is_better, patience=self.n_iter_no_change, load_best=True)))
         callbacks.extend(self.callbacks or [])
         kwargs = {}
         if class_weights is not None:

@@ -273,3 +273,20 @@ def test_modality_dropout_and_fusion_kwargs(shapes_df):
     assert clf.net_.module_.modality_dropout == 0.3
     with pytest.raises(TypeError, match="unknown option"):
         fast(fusion="concat", fusion_kwargs={"bogus": 1}).fit(df, df["label"])
+
+
+def test_early_stopping_on_a_validation_score(shapes_df):
+    df = shapes_df
+    clf = fast(max_epochs=60, validation_fraction=0.25, n_iter_no_change=3, early_stopping_scoring="f1_macro")
+    clf.fit(df, df["label"])
+    history = clf.net_.history
+    assert len(history) < 60
+    scores = history[:, "valid_score"]
+    assert all(0 <= s <= 1 for s in scores)
+    # the kept weights are those of the best-scoring epoch
+    best = int(np.argmax(scores))
+    assert history[best, "valid_score_best"]
+    with pytest.raises(ValueError, match="needs validation_fraction"):
+        fast(early_stopping_scoring="f1_macro").fit(df, df["label"])
+    with pytest.raises(ValueError, match="not_a_scorer"):
+        fast(validation_fraction=0.2, early_stopping_scoring="not_a_scorer").fit(df, df["label"])
