@@ -542,12 +542,25 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        if "net_" in state and state.get("encoders_"):
+            # A trained encoder's module lives inside net_, which skorch saves; the
+            # encoder's copy is left out and relinked on load, so weights are stored once.
+            state["encoders_"] = {
+                name: enc._detached_from_net() if enc.is_trainable_ else enc for name, enc in state["encoders_"].items()
+            }
+        return state
+
     def __setstate__(self, state):
         # A model trained on CUDA loads anywhere: skorch moves the net to the CPU with
         # a warning, the encoders do the same, and this records where it now runs.
         self.__dict__.update(state)
         if str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
             self.device_ = "cpu"
+        for name, encoder in (state.get("encoders_") or {}).items():
+            if getattr(encoder, "_module_in_net", False):
+                encoder._relink(self.net_.module_.encoders[name], self.device_)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

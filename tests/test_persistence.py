@@ -100,3 +100,19 @@ def test_cuda_trained_model_loads_on_cpu_with_a_warning(tmp_path, shapes_df):
     loaded = joblib.load(tmp_path / "model.joblib")
     assert loaded.device_ == "cpu" and str(loaded.net_.device) == "cpu"
     assert all(e.device_ == "cpu" for e in loaded.encoders_.values())
+
+
+def test_trained_encoder_weights_are_stored_once_and_relinked(tmp_path, shapes_df):
+    df = shapes_df
+    clf = _clf().fit(df, df["label"])
+    features = clf.encoders_["image"].transform(df["image_path"])
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    for name in ("image", "text"):
+        encoder = loaded.encoders_[name]
+        branch = loaded.net_.module_.encoders[name]
+        # one module, shared by the encoder and the network, as before saving
+        assert any(m is encoder.backbone_.module for m in branch.modules())
+    np.testing.assert_allclose(loaded.encoders_["image"].transform(df["image_path"]), features, atol=1e-6)
+    np.testing.assert_allclose(loaded.predict_proba(df), clf.predict_proba(df), atol=1e-6)
+    assert not hasattr(clf.encoders_["image"], "_module_in_net")  # saving left the live model alone

@@ -257,11 +257,29 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         return features, present
 
     # -- persistence: modules travel as torch bytes so CUDA-trained models load on CPU ----
+    def _detached_from_net(self):
+        """A copy to pickle without its module, which FusionClassifier's net already holds."""
+        twin = copy.copy(self)
+        twin._module_in_net = True
+        return twin
+
+    def _relink(self, net_module, device):
+        """Take the trained module back from the FusionNet branch ``net_module`` after loading."""
+        del self._module_in_net
+        _set_module(self.backbone_, self._unwrap_module(net_module))
+        self.device_ = device
+        self._setup_module()
+
+    def _unwrap_module(self, module):
+        """Inverse of :meth:`_wrap_module`."""
+        return module
+
     def __getstate__(self):
         state = self.__dict__.copy()
         backbone = state.get("backbone_")
         if backbone is not None and getattr(backbone, "module", None) is not None:
-            state["_module_bytes"] = dump_module(backbone.module)
+            if not state.get("_module_in_net"):
+                state["_module_bytes"] = dump_module(backbone.module)
             state["backbone_"] = _without_module(backbone)
         state.pop("_module", None)
         state.pop("_channels_last", None)
@@ -276,7 +294,7 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
             _set_module(self.backbone_, module)
         elif str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
             self.device_ = "cpu"
-        if "backbone_" in state:
+        if "backbone_" in state and not state.get("_module_in_net"):
             self._setup_module()
 
 
@@ -460,6 +478,9 @@ class ImageEncoder(_BaseEncoder):
 
     def _wrap_module(self, module):
         return torch.nn.Sequential(Normalize(self.backbone_.mean, self.backbone_.std), module)
+
+    def _unwrap_module(self, module):
+        return module[1]
 
     def _fingerprint(self):
         fp = getattr(self.backbone_, "fingerprint", "")
