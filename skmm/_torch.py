@@ -1,6 +1,8 @@
 """Torch plumbing shared by encoders and estimators: devices, seeding, persistence."""
 
+import contextlib
 import io
+import uuid
 import warnings
 
 import numpy as np
@@ -30,6 +32,38 @@ def seed_from(random_state):
         return int(random_state)
     rng = random_state if isinstance(random_state, np.random.RandomState) else np.random.mtrand._rand
     return int(rng.randint(np.iinfo(np.int32).max))
+
+
+def seed_of(random_state):
+    """An int seed from ``random_state`` (int, RandomState, Generator or None).
+
+    Returns ``(seed, reproducible)``: ``reproducible`` is False when the seed was
+    drawn from fresh entropy or from a caller's random generator, so a fingerprint
+    must not promise that another call gives the same weights.
+    """
+    if random_state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0]), False
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % (2**63), True
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max)), False
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int64).max)), False
+    raise TypeError(f"random_state must be None, an int or a numpy random generator, got {random_state!r}")
+
+
+@contextlib.contextmanager
+def seeded(random_state):
+    """Run a block with torch's CPU RNG seeded from ``random_state``; restore it after.
+
+    Yields the fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
+    fixes the weights, a unique ``"unseeded=<uuid>"`` otherwise, so that an
+    embedding cache never takes two differently initialised networks for one.
+    """
+    seed, reproducible = seed_of(random_state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield f"seed={seed}" if reproducible else f"unseeded={uuid.uuid4().hex}"
 
 
 def dump_module(module):

@@ -32,10 +32,10 @@ _PREFIX_SEP = "__"
 
 
 class _Modality:
-    """One modality of X: its kind ('image', 'text' or 'dense'), raw values and where they came from."""
+    """One modality of X: its kind ('image', 'text' or 'dense') and its raw values."""
 
-    def __init__(self, kind, values, column=None, index=None):
-        self.kind, self.values, self.column, self.index = kind, values, column, index
+    def __init__(self, kind, values):
+        self.kind, self.values = kind, values
 
 
 class FusionClassifier(ClassifierMixin, BaseEstimator):
@@ -381,7 +381,6 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         check_consistent_length(X, y)  # before reading X, which compares its columns with y
         modalities = self._read_X(X, y=y, reset=True)
-        check_consistent_length(next(iter(modalities.values())).values, y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             label = self.classes_[0].item() if hasattr(self.classes_[0], "item") else self.classes_[0]
@@ -532,9 +531,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         labels = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-        dtype = getattr(self, "_label_dtype", None)  # absent from models pickled before it existed
-        if dtype is not None:
-            return pd.Categorical(labels, dtype=dtype)
+        if self._label_dtype is not None:
+            return pd.Categorical(labels, dtype=self._label_dtype)
         return labels
 
     def predict_log_proba(self, X):

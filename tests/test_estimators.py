@@ -14,17 +14,12 @@ from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.registry import fusions
 
+from helpers import fast_classifier
+
 ALL_FUSIONS = ["concat", "sum", "gated", "attention", "bilinear", "tensor", "film", "late", "image", "text"]
 
 
-def fast(**params):
-    """A small, quick FusionClassifier on frozen features."""
-    defaults = dict(
-        image=ImageEncoder("pixels", image_size=12), text="tfidf", max_epochs=25, lr=3e-3,
-        dim=32, hidden_dim=32, random_state=0, device="cpu",
-    )
-    defaults.update(params)
-    return FusionClassifier(**defaults)
+fast = fast_classifier
 
 
 @pytest.fixture(scope="module")

@@ -98,7 +98,7 @@ def test_seeding_leaves_global_rng_alone():
     assert token == "seed=7"
     assert torch.equal(torch.rand(3), expected)
     with _optional.seeded(None) as a, _optional.seeded(None) as b:
-        assert a != b and a.startswith("unseeded-")
+        assert a != b and a.startswith("unseeded=")
 
 
 # --- torchvision --------------------------------------------------------------------------

@@ -17,15 +17,11 @@ from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.fusion.net import FusionNet
 
+from helpers import fast_classifier
+
 
 def fast(**params):
-    """A small, quick FusionClassifier on frozen features (resized pixels + tf-idf)."""
-    defaults = dict(
-        image=ImageEncoder("pixels", image_size=12), text="tfidf", max_epochs=3, lr=3e-3,
-        dim=32, hidden_dim=32, random_state=0, device="cpu",
-    )
-    defaults.update(params)
-    return FusionClassifier(**defaults)
+    return fast_classifier(**{"max_epochs": 3, **params})
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ way: seeded random initialisation that leaves the global RNG alone, fingerprints
 local weight files, strict keyword checking and the search for a model's blocks.
 """
 
-import contextlib
 import hashlib
 import importlib
 import os
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from .._torch import seed_of, seeded  # noqa: F401  (used by the family modules)
 
 __all__ = ["import_optional"]
 
@@ -58,38 +59,6 @@ def check_no_kwargs(family, spec, kwargs):
     if kwargs:
         names = ", ".join(sorted(kwargs))
         raise TypeError(f"{family}:{spec} got unexpected backbone argument(s): {names}")
-
-
-def seed_of(random_state):
-    """An int seed from ``random_state`` (int, RandomState, Generator or None).
-
-    Returns ``(seed, reproducible)``: ``reproducible`` is False when the seed was
-    drawn from fresh entropy or from a caller's random generator, so a fingerprint
-    must not promise that another call gives the same weights.
-    """
-    if random_state is None:
-        return int(np.random.SeedSequence().generate_state(1)[0]), False
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state) % (2**63), True
-    if isinstance(random_state, np.random.RandomState):
-        return int(random_state.randint(np.iinfo(np.int32).max)), False
-    if isinstance(random_state, np.random.Generator):
-        return int(random_state.integers(np.iinfo(np.int64).max)), False
-    raise TypeError(f"random_state must be None, an int or a numpy random generator, got {random_state!r}")
-
-
-@contextlib.contextmanager
-def seeded(random_state):
-    """Run a block with torch's CPU RNG seeded from ``random_state``; restore it after.
-
-    Yields the fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
-    fixes the weights, a unique ``"unseeded-<uuid>"`` otherwise, so that an
-    embedding cache never takes two differently initialised networks for one.
-    """
-    seed, reproducible = seed_of(random_state)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield f"seed={seed}" if reproducible else f"unseeded-{uuid.uuid4().hex}"
 
 
 def is_weights_file(weights):

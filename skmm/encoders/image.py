@@ -4,14 +4,13 @@ Both are registered in :data:`skmm.registry.image_encoders`; pretrained families
 (torchvision, timm, Hugging Face, CLIP) live in their own modules.
 """
 
-import uuid
-
 import torch
 from torch import nn
 
+from .._torch import seeded
 from ..registry import image_encoders
 from ._backbone import ImageBackbone
-from ._utils import check_no_spec, seeded
+from ._utils import check_no_spec
 
 __all__ = ["SmallCNN", "cnn", "pixels"]
 
@@ -51,11 +50,6 @@ class SmallCNN(nn.Module):
         return self.pool(x).flatten(1)
 
 
-def _seed_tag(random_state):
-    # Without a seed the weights are unique to this instance: never share a cache entry.
-    return f"seed={random_state}" if random_state is not None else f"unseeded={uuid.uuid4().hex}"
-
-
 @image_encoders.register("cnn")
 def cnn(spec=None, *, image_size=None, random_state=None, weights=None, channels=(32, 64, 128, 128)):
     """A small CNN (:class:`SmallCNN`), randomly initialised from ``random_state``.
@@ -68,9 +62,8 @@ def cnn(spec=None, *, image_size=None, random_state=None, weights=None, channels
     channels = tuple(int(c) for c in channels)
     if not channels or min(channels) < 1:
         raise ValueError(f"cnn channels must be positive integers, got {channels!r}")
-    with seeded(random_state):
+    with seeded(random_state) as tag:  # "seed=<n>", or unique when unseeded: never cached
         module = SmallCNN(channels)
-    tag = _seed_tag(random_state)
     if weights is not None:
         module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
         tag = f"weights={weights}"
