@@ -89,8 +89,33 @@ def load_module(data, device):
     return module, device
 
 
-def autocast(device):
-    """bf16 autocast on CUDA, a no-op elsewhere."""
-    if str(device).startswith("cuda"):
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return torch.autocast("cpu", enabled=False)
+PRECISIONS = ("auto", "float32", "bfloat16")
+
+
+def check_precision(precision):
+    """``precision`` itself, or a ValueError naming the parameter."""
+    if not isinstance(precision, str) or precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return precision
+
+
+def uses_bf16(device, precision="auto"):
+    """Whether ``precision`` runs the forward pass in bf16 on ``device``.
+
+    "auto" means bf16 on CUDA and float32 elsewhere; "bfloat16" asks for bf16 on
+    any device (on CPUs with AMX or AVX512-BF16 it is several times faster than
+    float32); "float32" never uses it.
+    """
+    if precision == "bfloat16":
+        return True
+    if precision == "float32":
+        return False
+    return str(device).startswith("cuda")
+
+
+def autocast(device, precision="auto"):
+    """bf16 autocast where :func:`uses_bf16` says so, else autocast switched off."""
+    device_type = torch.device(device).type
+    if uses_bf16(device, precision):
+        return torch.autocast(device_type, dtype=torch.bfloat16)
+    return torch.autocast(device_type, enabled=False)

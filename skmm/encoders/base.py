@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from .. import cache as _cache
-from .._torch import autocast, dump_module, load_module, resolve_device
+from .._torch import autocast, check_precision, dump_module, load_module, resolve_device, uses_bf16
 from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, is_missing, load_images_parallel, resolve_num_workers
 from ..io.text import to_texts
 from ..registry import image_encoders, text_encoders
@@ -111,6 +111,7 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         _check_trainable(self.trainable)
         if self.batch_size is None or not isinstance(self.batch_size, numbers.Integral) or self.batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        check_precision(self.precision)
         self._check_params()
         batch = self._read(X, reset=True)
         self.device_ = resolve_device(self.device)
@@ -204,8 +205,12 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if module is not None:
             module.to(self.device_)
             module = self._wrap_module(module).to(self.device_)
+        # NHWC pays on GPUs and, on the CPU, with bf16 (oneDNN's AMX kernels); float32
+        # CPU convolutions gain nothing from it.
         self._channels_last = bool(
-            module is not None and getattr(self.backbone_, "channels_last", False) and self.device_ != "cpu"
+            module is not None
+            and getattr(self.backbone_, "channels_last", False)
+            and (self.device_ != "cpu" or uses_bf16(self.device_, self.precision))
         )
         if self._channels_last:
             module.to(memory_format=torch.channels_last)
@@ -224,7 +229,7 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         if getattr(self, "_channels_last", False) and x.ndim == 4:
             # The convolutions only run in NHWC when their input is NHWC too.
             x = x.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), autocast(self.device_):
+        with torch.inference_mode(), autocast(self.device_, self.precision):
             out = module(x)
         return out.float().cpu().numpy()
 
@@ -245,6 +250,9 @@ class _BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstima
         fingerprint = self._fingerprint() if keys is not None else None
         if fingerprint is not None and getattr(self, "trained_tag_", None):
             fingerprint = f"{fingerprint}|trained={self.trained_tag_}"
+        if fingerprint is not None and self._module is not None and uses_bf16(self.device_, self.precision):
+            # bf16 embeddings differ from float32 ones: never answer one with the other.
+            fingerprint = f"{fingerprint}|bf16"
         positions = np.arange(batch.n)
         if fingerprint is None:
             features = self._compute(batch, positions)
@@ -371,6 +379,12 @@ class ImageEncoder(_BaseEncoder):
         decoded pixels alive at once do not grow with the number of images.
     device : str, default="auto"
         "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of the forward pass: "auto" is bf16 autocast on CUDA and
+        float32 elsewhere; "bfloat16" uses bf16 autocast on any device (on CPUs
+        with AMX or AVX512-BF16 several times faster than float32, embeddings
+        within about 1e-2 of float32's); "float32" never uses bf16.  Embeddings
+        come back as float32 either way, and the cache keeps the two apart.
     on_error : {"raise", "warn", "ignore"}, default="raise"
         What a missing, unreadable or oversized file does: stop with an error
         naming the row, the column and the path, or count as a missing image.
@@ -416,6 +430,7 @@ class ImageEncoder(_BaseEncoder):
         batch_size=64,
         num_workers="auto",
         device="auto",
+        precision="auto",
         on_error="raise",
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
         cache=True,
@@ -432,6 +447,7 @@ class ImageEncoder(_BaseEncoder):
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.device = device
+        self.precision = precision
         self.on_error = on_error
         self.max_image_pixels = max_image_pixels
         self.cache = cache
@@ -607,6 +623,8 @@ class TextEncoder(_BaseEncoder):
         Texts per forward pass.
     device : str, default="auto"
         "auto", "cpu", "cuda" or "cuda:<n>".
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        See :class:`ImageEncoder`.
     cache : bool, default=True
         Reuse embeddings of texts already encoded with the same fitted state.
     cache_dir : str or None, default=None
@@ -645,6 +663,7 @@ class TextEncoder(_BaseEncoder):
         trainable="auto",
         batch_size=256,
         device="auto",
+        precision="auto",
         cache=True,
         cache_dir=None,
         random_state=None,
@@ -659,6 +678,7 @@ class TextEncoder(_BaseEncoder):
         self.trainable = trainable
         self.batch_size = batch_size
         self.device = device
+        self.precision = precision
         self.cache = cache
         self.cache_dir = cache_dir
         self.random_state = random_state
