@@ -611,6 +611,58 @@ def test_batches_are_whole_numbers_of_decoding_chunks():
     ]
 
 
+def test_batches_are_dealt_to_workers_by_pixels(tmp_path, rng):
+    paths = _mixed_paths(tmp_path, rng, n=20)
+    paths[3] = _save(Image.new("RGB", (1200, 1000), "red"), tmp_path / "big.png")
+    sampler = images_module._ChunkSampler(20, 10, 2, num_workers=2, paths=paths)
+    chunks = list(sampler)
+    assert len(chunks) == len(sampler) == 2 * 2 * 3  # per batch: 3 chunks for each of 2 workers
+    # Every row exactly once, and no chunk straddles two batches.
+    assert sorted(i for c in chunks for i in c) == list(range(20))
+    first, second = chunks[:6], chunks[6:]
+    assert all(i < 10 for c in first for i in c) and all(i >= 10 for c in second for i in c)
+    # The DataLoader gives chunk k to worker k % 2: the 1.2-MP file has worker 0 to
+    # itself in its batch, worker 1 decodes the other 9 rows.
+    worker0 = sorted(i for c in first[0::2] for i in c)
+    worker1 = sorted(i for c in first[1::2] for i in c)
+    assert worker0 == [3] and worker1 == [0, 1, 2, 4, 5, 6, 7, 8, 9]
+    # Equal costs are dealt evenly.
+    assert len([i for c in second[0::2] for i in c]) == 5
+
+
+def test_one_huge_file_gets_a_worker_to_itself(tmp_path, rng, monkeypatch):
+    import multiprocessing
+    import os
+
+    paths = _mixed_paths(tmp_path, rng, n=16)
+    paths[9] = _save(Image.new("RGB", (1500, 1000), "blue"), tmp_path / "huge.png")
+    decoded_by = multiprocessing.Array("i", len(paths))
+    original = ImageFolderDataset.__getitem__
+
+    def record(self, i):
+        decoded_by[i] = os.getpid()
+        return original(self, i)
+
+    monkeypatch.setattr(ImageFolderDataset, "__getitem__", record)
+    expected, expected_present = load_images(paths, 8, on_error="ignore")
+    batches = list(load_images_parallel(paths, 8, num_workers=2, batch_size=16, on_error="ignore"))
+    assert [start for start, _, _ in batches] == [0]
+    # Rows come back in their places although they were decoded out of order.
+    np.testing.assert_array_equal(batches[0][1].numpy(), expected)
+    np.testing.assert_array_equal(batches[0][2].numpy(), expected_present)
+    pids = list(decoded_by[:])
+    present = [i for i, p in enumerate(paths) if p is not None]
+    assert sum(pids[i] == pids[9] for i in present) == 1
+
+
+def test_dealt_batches_raise_at_their_first_failing_row(tmp_path, rng):
+    paths = _mixed_paths(tmp_path, rng, n=12)
+    paths[1] = str(tmp_path / "first-gone.png")  # rows 1 and 5 both fail; 1 comes first
+    paths[7] = _save(Image.new("RGB", (900, 900), "green"), tmp_path / "big.png")
+    with pytest.raises(ImageLoadError, match=r"row 1, column 'c'.*first-gone\.png"):
+        list(load_images_parallel(paths, 8, num_workers=2, batch_size=12, column="c"))
+
+
 def test_parallel_rebatches_chunks_in_order(tmp_path, rng):
     paths = _mixed_paths(tmp_path, rng, n=25)
     expected, expected_present = load_images(paths, 16, on_error="ignore")
