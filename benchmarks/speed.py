@@ -433,33 +433,22 @@ def build_markdown(args, results, started, load_before, total):
         c, e = res.get("c"), res.get("e")
         for model, abd in (res.get("abd") or {}).items():
             n, size = abd["n"], abd["size"]
-            ours, naive = abd["a"]
-            lines.append(
-                f"| a. ImageEncoder(timm:{model}) vs naive per-image loop | {name}, {n} images, {size} px "
-                f"| {ours:.1f} s ({n / ours:.1f} img/s) | {naive:.1f} s ({n / naive:.1f} img/s) "
-                f"| {fmt_ratio(ours, naive)} | - | - |"
-            )
-            ours, emb = abd["b"]
-            met = emb / ours >= TARGETS["b"]
-            verdicts.append(("b (float32)", f"{name}, {model}", met))
-            lines.append(
-                f"| b. ImageEncoder vs embetter ImageLoader+TimmEncoder({model}) | {name}, {n} images "
-                f"| {ours:.1f} s | {emb:.1f} s | {fmt_ratio(ours, emb)} | >= 3x | {'yes' if met else 'no'} |"
-            )
-            ours16, naive = abd["a16"]
-            lines.append(
-                f"| a. ImageEncoder(timm:{model}, precision=\"bfloat16\") vs naive per-image loop "
-                f"| {name}, {n} images, {size} px | {ours16:.1f} s ({n / ours16:.1f} img/s) "
-                f"| {naive:.1f} s ({n / naive:.1f} img/s) | {fmt_ratio(ours16, naive)} | - | - |"
-            )
-            ours16, emb = abd["b16"]
-            met = emb / ours16 >= TARGETS["b"]
-            verdicts.append(("b (bfloat16)", f"{name}, {model}", met))
-            lines.append(
-                f"| b. ImageEncoder(precision=\"bfloat16\") vs embetter ImageLoader+TimmEncoder({model}) "
-                f"| {name}, {n} images | {ours16:.1f} s | {emb:.1f} s | {fmt_ratio(ours16, emb)} | >= 3x "
-                f"| {'yes' if met else 'no'} |"
-            )
+            for a_key, b_key, label in (("a", "b", "float32"), ("a16", "b16", "bfloat16")):
+                option = "" if label == "float32" else f", precision=\"{label}\""
+                ours, naive = abd[a_key]
+                lines.append(
+                    f"| a. ImageEncoder(timm:{model}{option}) vs naive per-image loop | {name}, {n} images, {size} px "
+                    f"| {ours:.1f} s ({n / ours:.1f} img/s) | {naive:.1f} s ({n / naive:.1f} img/s) "
+                    f"| {fmt_ratio(ours, naive)} | - | - |"
+                )
+                ours, emb = abd[b_key]
+                met = emb / ours >= TARGETS["b"]
+                verdicts.append((f"b ({label})", f"{name}, {model}", met))
+                lines.append(
+                    f"| b. ImageEncoder{'(' + option[2:] + ')' if option else ''} vs embetter ImageLoader+TimmEncoder({model}) "
+                    f"| {name}, {n} images | {ours:.1f} s | {emb:.1f} s | {fmt_ratio(ours, emb)} | >= 3x "
+                    f"| {'yes' if met else 'no'} |"
+                )
             hit, first = abd["d"]
             met = first / hit >= TARGETS["d"]
             verdicts.append(("d", f"{name}, {model}", met))
