@@ -467,16 +467,6 @@ def main():
         log("wrote the clipart section of BENCHMARKS.md")
 
 
-SEED_NOTE = (
-    "How robust the margin is (separate runs, not made by this command, on features built the same way, where "
-    "seed 0 gave 0.714 against this table's 0.710): the default configuration's fusion='late' head gave macro-F1 0.714 / 0.705 / 0.707 / 0.695 with FusionClassifier seeds "
-    "0 / 1 / 2 / 3 (mean 0.705), concat 0.692-0.699; the MiniLM block alone as text (no stacking, no TF-IDF) gave "
-    "0.685-0.703 for concat over the same seeds. Heads vary by about +-0.01 from seed to seed, so 0.709 is reached "
-    "at seed 0 but not by a wide margin. Without the MiniLM block (previous configuration, TF-IDF + SVD 512 text, "
-    "dropout 0.3, lr 1e-3) the best fusion was 0.660."
-)
-
-
 def text_config(args):
     parts = []
     if args.text_model:
@@ -570,8 +560,6 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
                      + ("; target met at every one." if n_ok == len(f1s) else "; target NOT robustly met."))
     lines.append(f"- whole benchmark under 20 min on 2 CPU cores: {'met' if total < 1200 else 'NOT met'} "
                  f"({total / 60:.1f} min).")
-    if args.text_model and args.text_stack > 1 and not robust:
-        lines += ["", SEED_NOTE]
     return "\n".join(lines)
 
 
