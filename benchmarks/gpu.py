@@ -10,10 +10,19 @@ Measures, side by side in one run:
    autocast, bf16 autocast + channels_last;
 2. one fine-tuning epoch on synthetic data of ResNet-18 + a small BERT (a random
    config built locally) joined by a linear head, fp32 vs bf16 autocast +
-   channels_last.
+   channels_last;
+3. skmm's public API end to end on the device, checking the CUDA paths as it
+   goes: ``ImageEncoder("torchvision:resnet18", device=...)`` encoding PNG files
+   (DataLoader workers, pinned memory, channels_last) with ``precision="auto"``
+   (bf16 autocast on CUDA) vs ``"float32"``; a ``FusionClassifier`` fine-tuning
+   ResNet-18 + the small BERT end to end (``trainable=True``, ``backbone_lr``),
+   seconds per epoch; and a joblib round trip of the fitted classifier.  It
+   asserts that the convolutions really ran in bf16 on NHWC input, that the
+   trained net lives on the device and that the reloaded model predicts the same.
 
-Without CUDA it prints "skipped: no CUDA" and exits 0.  With ``--out`` it appends
-the table and the command that made it to that file.
+Without CUDA it prints "skipped: no CUDA" and exits 0 (``--device cpu`` runs
+part 3 alone on the CPU, as a smoke test of the script).  With ``--out`` it
+appends the table and the command that made it to that file.
 """
 
 import argparse
@@ -115,15 +124,111 @@ def finetune_epoch(n_samples, batch, image_size, bf16, channels_last, bert_dir):
     return time.perf_counter() - start
 
 
+class _ConvProbe:
+    """Records the dtype and memory format of the first convolution's input and output."""
+
+    def __init__(self, module):
+        conv = next(m for m in module.modules() if isinstance(m, nn.Conv2d))
+        self.seen = []
+        self.handle = conv.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        x = args[0]
+        self.seen.append((x.device.type, output.dtype, x.is_contiguous(memory_format=torch.channels_last)))
+
+    def take(self):
+        seen, self.seen = set(self.seen), []
+        return seen
+
+
+def skmm_end_to_end(device, n_images, image_size, epochs, bert_dir, workdir):
+    """Part 3: the public API on ``device``; returns table rows and the checks made."""
+    import joblib
+    import numpy as np
+
+    from skmm import FusionClassifier, ImageEncoder, TextEncoder
+    from skmm._torch import uses_bf16
+    from skmm.datasets import make_shapes
+
+    df = make_shapes(n_images, random_state=0, directory=os.path.join(workdir, "images"), image_size=image_size)
+    rows, checks = [], []
+    base, outputs = None, {}
+    for precision in ("float32", "auto"):
+        enc = ImageEncoder("torchvision:resnet18", image_size=image_size, device=device, precision=precision,
+                           cache=False, random_state=0).fit(df["image_path"])
+        probe = _ConvProbe(enc.backbone_.module)
+        enc.transform(df["image_path"][:8])  # warm-up
+        probe.take()
+        start = time.perf_counter()
+        outputs[precision] = enc.transform(df["image_path"])
+        seconds = time.perf_counter() - start
+        seen = probe.take()
+        probe.handle.remove()
+        bf16 = uses_bf16(enc.device_, precision)
+        want = (torch.device(enc.device_).type, torch.bfloat16 if bf16 else torch.float32, enc._channels_last)
+        assert seen == {want}, f"precision={precision!r}: convolutions ran as {seen}, expected {want}"
+        checks.append(f"ImageEncoder(precision={precision!r}) on {enc.device_}: first convolution "
+                      f"{want[1]}, channels_last input {want[2]}")
+        base = base or seconds
+        rows.append((f"skmm ImageEncoder(torchvision:resnet18), {n_images} PNG files", f"precision={precision!r}",
+                     f"{n_images / seconds:,.0f} images/s", f"{base / seconds:.2f}x"))
+    a, b = outputs["float32"], outputs["auto"]
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    checks.append(f"precision 'auto' vs 'float32' embeddings: min cosine similarity {cos.min():.5f}")
+
+    clf = FusionClassifier(
+        image=ImageEncoder("torchvision:resnet18", image_size=image_size, trainable=True),
+        text=TextEncoder(f"hf:{bert_dir}", weights="random", trainable=True, max_length=32),
+        fusion="concat", max_epochs=epochs, batch_size=64, lr=1e-3, backbone_lr=1e-4, warmup_epochs=1,
+        grad_clip=1.0, device=device, random_state=0,
+    )
+    clf.fit(df, df["label"])
+    on = {p.device.type for p in clf.net_.module_.parameters()}
+    assert on == {torch.device(clf.device_).type}, f"net parameters on {on}, expected {clf.device_}"
+    probe = _ConvProbe(clf.net_.module_)
+    clf.predict_proba(df[:16])
+    dtypes = {dtype for _, dtype, _ in probe.take()}
+    probe.handle.remove()
+    want = torch.bfloat16 if uses_bf16(clf.device_, "auto") else torch.float32
+    assert dtypes == {want}, f"FusionClassifier's image branch ran in {dtypes}, expected {want}"
+    durations = [row["dur"] for row in clf.net_.history]
+    per_epoch = min(durations[1:] or durations)
+    rows.append((f"skmm FusionClassifier fine-tuning ResNet-18 + BERT end to end, {n_images} rows",
+                 f"precision='auto' ({'bf16' if uses_bf16(clf.device_, 'auto') else 'float32'})",
+                 f"{per_epoch:.2f} s per epoch ({n_images / per_epoch:,.0f} rows/s)", "-"))
+    checks.append(f"FusionClassifier: net on {clf.device_}, image branch convolutions in {want}, "
+                  f"epochs {len(durations)}, train loss "
+                  f"{clf.net_.history[0, 'train_loss']:.3f} -> {clf.net_.history[-1, 'train_loss']:.3f}")
+    path = os.path.join(workdir, "model.joblib")
+    joblib.dump(clf, path)
+    loaded = joblib.load(path)
+    np.testing.assert_allclose(loaded.predict_proba(df), clf.predict_proba(df), atol=1e-5)
+    checks.append(f"joblib round trip: predict_proba equal to 1e-5, reloaded on {loaded.device_}")
+    return rows, checks
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--samples", type=int, default=2048, help="synthetic rows in the fine-tuning epoch")
+    parser.add_argument("--e2e-images", type=int, default=1024, help="image files in part 3")
+    parser.add_argument("--e2e-epochs", type=int, default=3, help="FusionClassifier epochs in part 3")
+    parser.add_argument("--device", default="cuda",
+                        help="cuda (all parts); cpu runs part 3 alone, as a smoke test of this script")
     parser.add_argument("--out", help="append the table to this Markdown file")
     args = parser.parse_args(argv)
 
+    import tempfile
+
+    if args.device == "cpu":
+        with tempfile.TemporaryDirectory() as tmp:
+            rows, checks = skmm_end_to_end("cpu", args.e2e_images, args.image_size, args.e2e_epochs,
+                                           _tiny_bert_dir(os.path.join(tmp, "bert")), tmp)
+        print("\n".join(f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows))
+        print("\n".join(f"- {c}" for c in checks))
+        return 0
     if not torch.cuda.is_available():
         print("skipped: no CUDA device (run benchmarks/gpu.py on a GPU machine)")
         return 0
@@ -142,8 +247,6 @@ def main(argv=None):
         rows.append(("encode resnet18", f"{'bf16 autocast' if bf16 else 'fp32'}{' + channels_last' if cl else ''}",
                      f"{ips:,.0f} images/s", f"{ips / base:.2f}x"))
 
-    import tempfile
-
     with tempfile.TemporaryDirectory() as tmp:
         bert_dir = _tiny_bert_dir(os.path.join(tmp, "bert"))
         base = None
@@ -153,12 +256,15 @@ def main(argv=None):
             rows.append((f"fine-tune epoch ({args.samples} rows)",
                          f"{'bf16 autocast + channels_last' if bf16 else 'fp32'}",
                          f"{seconds:.2f} s ({args.samples / seconds:,.0f} rows/s)", f"{base / seconds:.2f}x"))
+        e2e_rows, checks = skmm_end_to_end("cuda", args.e2e_images, args.image_size, args.e2e_epochs, bert_dir, tmp)
+        rows += e2e_rows
 
     device = torch.cuda.get_device_name()
     header = (f"GPU: {device}; torch {torch.__version__}; batch {args.batch}; image {args.image_size}px; "
               f"ResNet-18 and BERT (4 layers, 256 wide) with random weights")
     lines = [header, "", "| what | precision | speed | vs first row |", "| --- | --- | --- | --- |"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
+    lines += ["", "Checks made on the way (each one an assertion):", ""] + [f"- {c}" for c in checks]
     table = "\n".join(lines)
     print(table)
     if args.out:
