@@ -8,8 +8,9 @@ The ``leaf`` column (the sub-folder) nearly is the label and is never used.
 
 What runs, in order (every step prints its progress and its seconds):
 
-1. A plain scikit-learn baseline on the text alone: TfidfVectorizer(char_wb 2-4)
-   + LogisticRegression.
+1. Plain scikit-learn baselines on the text alone: TfidfVectorizer(char 2-4) +
+   LogisticRegression, with scikit-learn's default C=1 and with C=10 (which
+   reproduces the issue's reference numbers).
 2. The images are read once, at ``--image-size`` pixels, through skmm's loader
    (``ImageEncoder("pixels", num_workers=2, on_error="warn")``); the clipart set
    holds one 623-megapixel picture above the default ``max_image_pixels``, which
@@ -284,16 +285,20 @@ def fit_score(model, X_train, X_test, y_train, y_test):
 def build_features(args, train, test, classes, y_train):
     """Steps 1-4: the text baseline row, then the encoded image and text blocks as DataFrames."""
     rows = []
-    # 1. the scikit-learn text baseline ----------------------------------------------------
-    base = make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4)), LogisticRegression(max_iter=1000))
-    t = time.perf_counter()
-    base.fit(train["text"], train["label"])
-    fit_s = time.perf_counter() - t
-    t = time.perf_counter()
-    pred = base.predict(test["text"])
-    rows.append(("sklearn: TF-IDF char_wb 2-4 + LogisticRegression (text only)", *scores(test["label"], pred),
-                 fit_s, time.perf_counter() - t))
-    log(f"text baseline: acc {rows[-1][1]:.3f} macro-F1 {rows[-1][2]:.3f}")
+    # 1. the scikit-learn text baselines ----------------------------------------------------
+    # The issue's reference (0.768 / 0.659) is reproduced by C=10; scikit-learn's default
+    # C=1 is shown too.
+    for name, C in (("LogisticRegression()", 1.0), ("LogisticRegression(C=10)", 10.0)):
+        base = make_pipeline(TfidfVectorizer(analyzer="char", ngram_range=(2, 4)),
+                             LogisticRegression(C=C, max_iter=2000))
+        t = time.perf_counter()
+        base.fit(train["text"], train["label"])
+        fit_s = time.perf_counter() - t
+        t = time.perf_counter()
+        pred = base.predict(test["text"])
+        rows.append((f"sklearn: TF-IDF char 2-4 + {name} (text only)", *scores(test["label"], pred),
+                     fit_s, time.perf_counter() - t))
+        log(f"text baseline {name}: acc {rows[-1][1]:.3f} macro-F1 {rows[-1][2]:.3f}")
 
     # 2. images, read once ------------------------------------------------------------------
     shared = {}
@@ -533,13 +538,15 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
         "",
         "Targets:",
     ]
+    baseline = max((r for r in rows if r[0].startswith("sklearn:")), key=lambda r: r[2])
     if best is not None:
         ok = best[2] >= TARGET_F1
-        ok_run = best[2] >= rows[0][2] + 0.05
+        ok_run = best[2] >= baseline[2] + 0.05
         lines.append(f"- best fusion macro-F1 >= {TARGET_F1:.3f} (the reference text baseline + 0.05): "
                      f"{'met' if ok else 'NOT met'} ({best[0]}: {best[2]:.3f}).")
-        lines.append(f"- best fusion macro-F1 >= the text baseline measured in this run + 0.05 "
-                     f"({rows[0][2]:.3f} + 0.05 = {rows[0][2] + 0.05:.3f}): {'met' if ok_run else 'NOT met'}.")
+        lines.append(f"- best fusion macro-F1 >= the strongest text baseline measured in this run + 0.05 "
+                     f"({baseline[0]}: {baseline[2]:.3f} + 0.05 = {baseline[2] + 0.05:.3f}): "
+                     f"{'met' if ok_run else 'NOT met'} ({best[2]:.3f}).")
         if img is not None and txt is not None:
             beats = best[2] > img[2] and best[2] > txt[2] and best[1] > img[1] and best[1] > txt[1]
             lines.append(f"- best fusion beats both ablations (accuracy and macro-F1): {'met' if beats else 'NOT met'} "
