@@ -26,7 +26,6 @@ import atexit
 import json
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys

@@ -11,10 +11,8 @@ local weight files, strict keyword checking and the search for a model's blocks.
 import hashlib
 import importlib
 import os
-import uuid
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
