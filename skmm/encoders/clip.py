@@ -34,6 +34,7 @@ from torch import nn
 from ._backbone import ImageBackbone, TextBackbone
 from ._optional import (
     check_no_kwargs,
+    count_convs,
     digest,
     file_fingerprint,
     find_blocks,
@@ -209,9 +210,6 @@ class CLIPTextBackbone(TextBackbone):
             self.out_dim = int(self.module(torch.as_tensor(self.prepare(["a photo"]))).shape[-1])
         self.blocks = blocks_of(tower, find_blocks(tower))
 
-    def fit(self, texts):
-        return self
-
     def prepare(self, texts):
         from .hf import _as_text, tokenize
 
@@ -300,7 +298,7 @@ def _open_clip_image(spec, image_size, random_state, weights):
         std=std,
         trainable=weights == "random",
         fingerprint=f"clip-image:{spec}|open_clip|weights={token}|size={size}|mean={mean}|std={std}",
-        channels_last=sum(isinstance(m, nn.Conv2d) for m in visual.modules()) > 1,
+        channels_last=count_convs(visual) > 1,
     )
     names = find_blocks(visual) or [f"layer{i}" for i in range(1, 5) if hasattr(visual, f"layer{i}")]  # ModifiedResNet
     backbone.blocks = blocks_of(visual, names)

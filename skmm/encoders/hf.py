@@ -35,7 +35,16 @@ import torch
 from torch import nn
 
 from ._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone
-from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, seeded, blocks_of
+from ._optional import (
+    blocks_of,
+    check_no_kwargs,
+    count_convs,
+    digest,
+    file_fingerprint,
+    find_blocks,
+    import_optional,
+    seeded,
+)
 
 __all__ = ["image_backbone", "text_backbone", "HFTextBackbone"]
 
@@ -107,7 +116,7 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, po
         fingerprint=(
             f"hf-image:{spec}|weights={weights_token}|size={size}|mean={tuple(mean)}|std={tuple(std)}|pooling={pooling}"
         ),
-        channels_last=sum(isinstance(m, nn.Conv2d) for m in vision.modules()) > 1,
+        channels_last=count_convs(vision) > 1,
     )
     backbone.blocks = blocks_of(module, find_blocks(module))
     return backbone
@@ -217,9 +226,6 @@ class HFTextBackbone(TextBackbone):
         with torch.inference_mode():
             self.out_dim = int(self.module(torch.as_tensor(self.prepare(["a"]))).shape[-1])
         self.blocks = blocks_of(model, find_blocks(model))
-
-    def fit(self, texts):
-        return self
 
     def prepare(self, texts):
         return tokenize(self.tokenizer, texts, self.max_length)

@@ -82,9 +82,6 @@ class STTextBackbone(TextBackbone):
             self._weights_token = "hub"
         self.blocks = blocks_of(model, find_blocks(model))
 
-    def fit(self, texts):
-        return self
-
     def prepare(self, texts):
         from .hf import tokenize
 
