@@ -156,6 +156,8 @@ def test_ambiguous_columns_raise_naming_candidates(shapes_df):
         ({"text": "nope:x"}, "frame", ValueError, r"unknown text encoder 'nope:x'"),
         ({"max_epochs": 0}, "frame", ValueError, "max_epochs must be a positive integer"),
         ({"dropout": 1.5}, "frame", ValueError, r"dropout must be in \[0, 1\)"),
+        ({"unimodal_loss": -1.0}, "frame", ValueError, "unimodal_loss must be a finite number >= 0"),
+        ({"unimodal_loss": True}, "frame", ValueError, "unimodal_loss must be a finite number >= 0"),
         ({"device": "tpu"}, "frame", ValueError, "device must be"),
         ({"image": 3}, "frame", TypeError, "image must be a ImageEncoder"),
     ],

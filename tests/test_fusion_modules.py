@@ -163,6 +163,39 @@ def test_late_produces_weighted_logits():
     torch.testing.assert_close(fusion(zs), fusion.heads[0](zs[0]), atol=1e-5, rtol=0)
 
 
+def test_late_with_fixed_weights_keeps_them_equal():
+    fusion = build("late", ["image", "text"], dim=16, n_classes=2, learn_weights=False)
+    assert not fusion.weight_logits.requires_grad
+    zs, y = xor_task()
+    train_accuracy(fusion, zs, y, steps=20)  # the heads train ...
+    assert fusion.modality_weights == {"image": 0.5, "text": 0.5}  # ... the weights do not
+    learned = build("late", ["image", "text"], dim=16, n_classes=2)
+    train_accuracy(learned, zs, y, steps=20)
+    assert learned.modality_weights["image"] != 0.5
+    # same parameters either way: a state dict loads into the other
+    learned.load_state_dict(fusion.state_dict())
+    with pytest.raises(TypeError, match="learn_weights must be a bool"):
+        build("late", ["image", "text"], learn_weights="no")
+
+
+def test_late_modality_logits_and_combine_make_forward():
+    fusion = build("late", ["image", "text", "numeric"]).eval()
+    zs = inputs(3)
+    per = fusion.modality_logits(zs)
+    assert per.shape == (5, 3, N_CLASSES)
+    torch.testing.assert_close(per[:, 1], fusion.heads[1](zs[1]))
+    torch.testing.assert_close(fusion.combine(per), fusion(zs))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_used_modalities(name):
+    modalities = MODALITY_SETS[3] if name not in ABLATIONS else ["textencoder", "imageencoder", "numeric"]
+    fusion = build(name, modalities)
+    expected = [find_modality(modalities, name)] if name in ABLATIONS else [0, 1, 2]
+    assert fusion.used_modalities == expected
+    assert (fusion.modality_logits is not None) == (name == "late")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_unknown_option_is_a_type_error(name):
     with pytest.raises(TypeError, match="bogus_option"):

@@ -122,9 +122,22 @@ class Fusion(nn.Module):
 
     Subclasses set ``out_dim`` and implement ``forward(zs)``; ``produces_logits``
     is True only for a fusion whose output already is class logits.
+
+    Two hooks serve FusionClassifier's ``unimodal_loss`` (uni-modal auxiliary
+    losses): :attr:`used_modalities` lists the positions of the modalities the
+    output depends on (all of them, except in the single-modality ablations), and
+    a fusion that already has a class head per modality (``late``) returns those
+    heads' logits from ``modality_logits(zs)`` and fuses them with
+    ``combine(logits)``; other fusions get separate auxiliary heads from FusionNet.
     """
 
     produces_logits = False
+    modality_logits = None  # fusions with a class head per modality define modality_logits(zs) and combine(logits)
+
+    @property
+    def used_modalities(self):
+        """Positions (in ``modalities``) of the modalities the output depends on."""
+        return list(range(self.n_modalities))
 
     def __init__(self, modalities, dim, n_classes=None):
         super().__init__()
@@ -426,11 +439,17 @@ class LateFusion(Fusion):
         Width of a hidden ReLU layer in each head; none by default.
     dropout : float, default=0.0
         Before each head's last layer.
+    learn_weights : bool, default=True
+        Learn the modality weights ``w`` with the rest of the net; False keeps them
+        equal.  Weights learned on the training rows favour the modality whose
+        head fits those rows best, which is not always the one that generalises
+        best; equal weights with FusionClassifier's ``unimodal_loss`` give the
+        product of separately trained per-modality classifiers.
     """
 
     produces_logits = True
 
-    def __init__(self, modalities, dim, n_classes, *, hidden_dim=None, dropout=0.0):
+    def __init__(self, modalities, dim, n_classes, *, hidden_dim=None, dropout=0.0, learn_weights=True):
         super().__init__(modalities, dim, n_classes)
         if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
             raise ValueError(f"fusion 'late' needs n_classes, a positive int; got {n_classes!r}")
@@ -444,7 +463,10 @@ class LateFusion(Fusion):
             )
 
         self.heads = nn.ModuleList(head() for _ in self.modalities)
-        self.weight_logits = nn.Parameter(torch.zeros(self.n_modalities))  # uniform at start
+        if not isinstance(learn_weights, bool):
+            raise TypeError(f"fusion 'late' option learn_weights must be a bool, got {learn_weights!r}")
+        # uniform at start; a frozen parameter when not learned (AdamW skips it), so state dicts agree
+        self.weight_logits = nn.Parameter(torch.zeros(self.n_modalities), requires_grad=learn_weights)
 
     @property
     def modality_weights(self):
@@ -452,11 +474,18 @@ class LateFusion(Fusion):
         weights = torch.softmax(self.weight_logits.detach(), dim=0).tolist()
         return dict(zip(self.modalities, weights))
 
-    def forward(self, zs):
+    def modality_logits(self, zs):
+        """Each modality's head output, stacked: ``(N, M, n_classes)``."""
         self._check(zs)
-        logits = torch.stack([head(z) for head, z in zip(self.heads, zs)], dim=1)  # (N, M, C)
+        return torch.stack([head(z) for head, z in zip(self.heads, zs)], dim=1)
+
+    def combine(self, logits):
+        """The weighted sum of :meth:`modality_logits`' output: ``(N, n_classes)``."""
         weights = torch.softmax(self.weight_logits, dim=0)
         return (weights[:, None] * logits).sum(dim=1)
+
+    def forward(self, zs):
+        return self.combine(self.modality_logits(zs))
 
 
 class _SingleModality(Fusion):
@@ -472,6 +501,10 @@ class _SingleModality(Fusion):
             raise ValueError(f"fusion={self.role!r} needs {article} {self.role} modality; got {self.modalities}")
         self.index = index
         self.out_dim = dim
+
+    @property
+    def used_modalities(self):
+        return [self.index]
 
     def forward(self, zs):
         self._check(zs)

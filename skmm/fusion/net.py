@@ -43,6 +43,17 @@ class FusionNet(nn.Module):
         "missing" embedding with this probability.
     fusion_kwargs : dict or None
         Extra options of the fusion module.
+    unimodal_loss : float
+        Weight of the uni-modal auxiliary losses (0: none).  When > 0 and the
+        fusion uses two or more modalities, each of them also gets a class head
+        of its own -- the fusion's per-modality heads for ``late``, an extra
+        ``Linear(dim, n_classes)`` (used in training only) otherwise -- and the
+        forward pass in training mode returns ``(logits, modality_logits, mask)``:
+        ``modality_logits`` is ``(N, M', n_classes)`` for the ``M'`` used
+        modalities, ``mask`` ``(N, M')`` says which rows had that modality (after
+        modality dropout).  FusionClassifier adds ``unimodal_loss`` times the
+        mean of their cross-entropies to the loss of ``logits``.  In evaluation
+        mode the forward pass returns ``logits`` alone.
 
     The forward pass takes one keyword per modality (its model inputs) and
     ``<name>_mask`` (bool, True where the row has that modality); rows without a
@@ -50,7 +61,7 @@ class FusionNet(nn.Module):
     """
 
     def __init__(self, branches, n_classes, fusion="concat", dim=128, hidden_dim=128, dropout=0.1,
-                 modality_dropout=0.0, fusion_kwargs=None):
+                 modality_dropout=0.0, fusion_kwargs=None, unimodal_loss=0.0):
         super().__init__()
         self.modalities = list(branches)
         self.encoders = nn.ModuleDict({n: enc if enc is not None else nn.Identity() for n, (enc, _) in branches.items()})
@@ -66,10 +77,20 @@ class FusionNet(nn.Module):
             )
         else:
             self.head = nn.Linear(self.fusion.out_dim, n_classes)
+        self.unimodal_loss = float(unimodal_loss)
+        # plugin fusions need not subclass Fusion: they use every modality and have no per-modality heads
+        used = list(getattr(self.fusion, "used_modalities", range(len(self.modalities))))
+        self.unimodal = used if self.unimodal_loss > 0 and len(used) > 1 else []
+        self.unimodal_heads = None
+        if self.unimodal and getattr(self.fusion, "modality_logits", None) is None:
+            self.unimodal_heads = nn.ModuleList(nn.Linear(dim, n_classes) for _ in self.unimodal)
 
     def embed(self, **inputs):
         """Projected per-modality embeddings (missing rows replaced), in modality order."""
-        zs = []
+        return self._embed(inputs)[0]
+
+    def _embed(self, inputs):
+        zs, masks = [], []
         for name in self.modalities:
             x = inputs[name]
             if x.dtype == torch.float64:
@@ -82,7 +103,18 @@ class FusionNet(nn.Module):
             if self.training and self.modality_dropout > 0:
                 mask = mask & (torch.rand(mask.shape, device=mask.device) >= self.modality_dropout)
             zs.append(torch.where(mask[:, None], z, self.missing[name].to(z.dtype)))
-        return zs
+            masks.append(mask)
+        return zs, masks
 
     def forward(self, **inputs):
-        return self.head(self.fusion(self.embed(**inputs)))
+        zs, masks = self._embed(inputs)
+        if not (self.training and self.unimodal):
+            return self.head(self.fusion(zs))
+        if self.unimodal_heads is None:  # the fusion's own per-modality heads (late fusion)
+            per = self.fusion.modality_logits(zs)
+            logits = self.head(self.fusion.combine(per))
+            per = per[:, self.unimodal]
+        else:
+            logits = self.head(self.fusion(zs))
+            per = torch.stack([head(zs[i]) for head, i in zip(self.unimodal_heads, self.unimodal)], dim=1)
+        return logits, per, torch.stack([masks[i] for i in self.unimodal], dim=1)
