@@ -141,3 +141,26 @@ def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
     assert not np.allclose(a, b)
     search = GridSearchCV(fast_classifier(max_epochs=3), {"unimodal_loss": [0.0, 1.0]}, cv=2).fit(df, df["label"])
     assert set(pd.DataFrame(search.cv_results_)["param_unimodal_loss"]) == {0.0, 1.0}
+
+
+def test_trainable_branches_under_bf16_and_a_joblib_round_trip(shapes_df, tmp_path):
+    import joblib
+    from sklearn.base import clone
+
+    from skmm import FusionClassifier, ImageEncoder
+
+    df = shapes_df
+    clf = FusionClassifier(
+        image=ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}), text="gru",
+        fusion="gated", unimodal_loss=1.0, precision="bfloat16", max_epochs=2, dim=16, hidden_dim=16,
+        random_state=0, device="cpu",
+    ).fit(df, df["label"])
+    module = clf.net_.module_
+    assert module.unimodal == [0, 1] and len(module.unimodal_heads) == 2
+    # the auxiliary heads get gradients: AdamW leaves a parameter without one where it started,
+    # so one epoch more would leave them unchanged
+    shorter = clone(clf).set_params(max_epochs=1).fit(df, df["label"]).net_.module_
+    assert not torch.allclose(module.unimodal_heads[0].weight, shorter.unimodal_heads[0].weight)
+    path = tmp_path / "model.joblib"
+    joblib.dump(clf, path)
+    np.testing.assert_allclose(joblib.load(path).predict_proba(df), clf.predict_proba(df), rtol=1e-5, atol=1e-6)
