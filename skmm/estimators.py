@@ -551,6 +551,9 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         """
         data = self._inputs(X)
         proba = self.net_.predict_proba(SliceDict(**data)).astype(np.float64)
+        # the net's softmax is float32: renormalised, rows sum to 1 at float64 precision (as
+        # scikit-learn's metrics, e.g. log_loss, expect)
+        proba /= proba.sum(axis=1, keepdims=True)
         masks = [data[f"{n}_mask"] for n in self.modalities_ if f"{n}_mask" in data]
         if masks and len(masks) == len(self.modalities_):
             none = ~np.any(np.stack(masks), axis=0)

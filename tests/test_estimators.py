@@ -1,5 +1,7 @@
 """FusionClassifier on DataFrames: fitting, column detection, pipelines, grid search, errors."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from sklearn.base import clone
 from sklearn.compose import make_column_transformer
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
@@ -34,7 +37,11 @@ def test_fit_predict_api(shapes_df):
     assert list(clf.classes_) == sorted(df["label"].unique())
     proba = clf.predict_proba(df)
     assert proba.shape == (len(df), len(clf.classes_))
-    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-5)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-12)  # float64 rows, as scikit-learn's metrics check
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # log_loss warns when rows do not sum to 1
+        assert log_loss(df["label"], proba, labels=clf.classes_) > 0
     pred = clf.predict(df)
     assert set(pred) <= set(clf.classes_)
     np.testing.assert_array_equal(pred, clf.classes_[proba.argmax(1)])
