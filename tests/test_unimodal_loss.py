@@ -164,3 +164,18 @@ def test_trainable_branches_under_bf16_and_a_joblib_round_trip(shapes_df, tmp_pa
     path = tmp_path / "model.joblib"
     joblib.dump(clf, path)
     np.testing.assert_allclose(joblib.load(path).predict_proba(df), clf.predict_proba(df), rtol=1e-5, atol=1e-6)
+
+
+def test_training_scores_and_early_stopping_see_the_fused_logits(shapes_df):
+    # skorch callbacks that score the training batches receive the training-mode tuple; skorch
+    # takes its first element, the fused logits, as the prediction
+    from skorch.callbacks import EpochScoring
+
+    df = shapes_df
+    scoring = EpochScoring("accuracy", on_train=True, lower_is_better=False, name="train_acc")
+    clf = fast_classifier(unimodal_loss=1.0, fusion="late", callbacks=[("train_acc", scoring)], max_epochs=12,
+                          validation_fraction=0.25, n_iter_no_change=20).fit(df, df["label"])
+    history = clf.net_.history
+    assert all(0 <= a <= 1 for a in history[:, "train_acc"])
+    assert history[-1, "train_acc"] > history[0, "train_acc"]
+    assert np.isfinite(history[:, "valid_loss"]).all()
