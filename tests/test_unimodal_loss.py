@@ -179,3 +179,24 @@ def test_training_scores_and_early_stopping_see_the_fused_logits(shapes_df):
     assert all(0 <= a <= 1 for a in history[:, "train_acc"])
     assert history[-1, "train_acc"] > history[0, "train_acc"]
     assert np.isfinite(history[:, "valid_loss"]).all()
+
+
+def test_a_plugin_fusion_that_is_a_plain_module(monkeypatch):
+    # no Fusion base class, hence no used_modalities / modality_logits: every modality gets an auxiliary head
+    from torch import nn
+
+    from skmm.registry import fusions
+
+    class MaxFusion(nn.Module):
+        def __init__(self, dim):
+            super().__init__()
+            self.out_dim = dim
+
+        def forward(self, zs):
+            return torch.stack(zs).amax(0)
+
+    monkeypatch.setitem(fusions._factories, "test-max", lambda modalities, dim, n_classes: MaxFusion(dim))
+    module = net("test-max", modalities=("image", "text", "numeric")).train()
+    assert module.unimodal == [0, 1, 2] and len(module.unimodal_heads) == 3
+    logits, per, mask = module(**batch(modalities=("image", "text", "numeric")))
+    assert logits.shape == (7, N_CLASSES) and per.shape == (7, 3, N_CLASSES) and mask.all()
