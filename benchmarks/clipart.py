@@ -175,12 +175,18 @@ def encode_pretrained(train, test, args, workdir):
     weights = efficientnet_lite0_weights(os.path.join(workdir, "tf_efficientnet_lite0.pth"))
     enc = ImageEncoder("timm:tf_efficientnet_lite0", weights=weights, num_workers=2, on_error="warn",
                        device="cpu", precision=args.precision, batch_size=64)
+    features, present, lost_msgs = encode_all_images(enc, train, test)
+    return features[: len(train)], features[len(train):], present, lost_msgs
+
+
+def encode_all_images(encoder, train, test):
+    """``encoder`` (on_error="warn") fitted on and run over every picture, training rows first:
+    (features, present, the messages of the warnings about files that could not be loaded)."""
     paths = pd.concat([train["image_path"], test["image_path"]], ignore_index=True).to_frame()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        features, present = enc.fit(paths).encode(paths)
-    lost_msgs = [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
-    return features[: len(train)], features[len(train):], present, lost_msgs
+        features, present = encoder.fit(paths).encode(paths)
+    return features, present, [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
 
 
 # ---------------------------------------------------------------- image branch training
@@ -384,11 +390,7 @@ def build_features(args, train, test, classes, y_train):
             shared["encode images (EfficientNet-Lite0)"] = time.perf_counter() - t
         else:
             reader = ImageEncoder("pixels", image_size=args.image_size, num_workers=2, on_error="warn", device="cpu")
-            paths = pd.concat([train["image_path"], test["image_path"]], ignore_index=True).to_frame()
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                pixels, present = reader.fit(paths).encode(paths)
-            lost_msgs = [str(w.message) for w in caught if "could not be loaded" in str(w.message)]
+            pixels, present, lost_msgs = encode_all_images(reader, train, test)
             shared["read images"] = time.perf_counter() - t
             px = np.round(pixels * 255).astype(np.uint8).reshape(-1, 3, args.image_size, args.image_size)
             t = time.perf_counter()
