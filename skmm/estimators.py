@@ -672,10 +672,10 @@ class _AutocastNet(NeuralNetClassifier):
             if not rows.any():
                 continue
             y = y_true[rows]
-            if weight is None:
-                losses.append(F.cross_entropy(per[rows, m], y))
-            elif weight[y].sum() > 0:  # the weighted mean CrossEntropyLoss(weight) computes; 0/0 skipped
-                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum") / weight[y].sum())
+            # the (weighted) mean CrossEntropyLoss(weight) computes; a 0/0 is skipped
+            total = weight[y].sum() if weight is not None else y.new_tensor(len(y), dtype=per.dtype)
+            if total > 0:
+                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum") / total)
         if losses:
             loss = loss + self.module_.unimodal_loss * torch.stack(losses).mean()
         return loss

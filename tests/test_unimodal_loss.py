@@ -1,12 +1,19 @@
 """Uni-modal auxiliary losses: FusionNet's per-modality outputs and FusionClassifier(unimodal_loss=...)."""
 
+import joblib
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import EpochScoring
+from torch import nn
 
+from skmm import FusionClassifier, ImageEncoder
 from skmm.fusion.net import FusionNet
+from skmm.registry import fusions
 
 from helpers import fast_classifier
 
@@ -133,8 +140,6 @@ def test_fitted_model_predicts_and_the_auxiliary_heads_learned_the_task(shapes_d
 
 
 def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
-    from sklearn.model_selection import GridSearchCV
-
     df = shapes_df
     a = fast_classifier(max_epochs=3).fit(df, df["label"]).predict_proba(df)
     b = fast_classifier(max_epochs=3, unimodal_loss=1.0).fit(df, df["label"]).predict_proba(df)
@@ -144,11 +149,6 @@ def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
 
 
 def test_trainable_branches_under_bf16_and_a_joblib_round_trip(shapes_df, tmp_path):
-    import joblib
-    from sklearn.base import clone
-
-    from skmm import FusionClassifier, ImageEncoder
-
     df = shapes_df
     clf = FusionClassifier(
         image=ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}), text="gru",
@@ -169,8 +169,6 @@ def test_trainable_branches_under_bf16_and_a_joblib_round_trip(shapes_df, tmp_pa
 def test_training_scores_and_early_stopping_see_the_fused_logits(shapes_df):
     # skorch callbacks that score the training batches receive the training-mode tuple; skorch
     # takes its first element, the fused logits, as the prediction
-    from skorch.callbacks import EpochScoring
-
     df = shapes_df
     scoring = EpochScoring("accuracy", on_train=True, lower_is_better=False, name="train_acc")
     clf = fast_classifier(unimodal_loss=1.0, fusion="late", callbacks=[("train_acc", scoring)], max_epochs=12,
@@ -183,10 +181,6 @@ def test_training_scores_and_early_stopping_see_the_fused_logits(shapes_df):
 
 def test_a_plugin_fusion_that_is_a_plain_module(monkeypatch):
     # no Fusion base class, hence no used_modalities / modality_logits: every modality gets an auxiliary head
-    from torch import nn
-
-    from skmm.registry import fusions
-
     class MaxFusion(nn.Module):
         def __init__(self, dim):
             super().__init__()
