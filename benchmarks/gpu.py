@@ -147,7 +147,7 @@ def skmm_end_to_end(device, n_images, image_size, epochs, bert_dir, workdir):
     import numpy as np
 
     from skmm import FusionClassifier, ImageEncoder, TextEncoder
-    from skmm._torch import uses_bf16
+    from skmm.utils.device import uses_bf16
     from skmm.datasets import make_shapes
 
     df = make_shapes(n_images, random_state=0, directory=os.path.join(workdir, "images"), image_size=image_size)

@@ -21,7 +21,8 @@ from skorch.dataset import ValidSplit
 from skorch.helper import SliceDict
 from skorch.utils import to_tensor
 
-from ._torch import autocast, check_precision, resolve_device, seed_from
+from .utils.device import autocast, check_precision, resolve_device
+from .utils.seeding import seed_of, seeded
 from .encoders.base import ImageEncoder, TextEncoder
 from .fusion.net import FusionNet
 from .io.columns import _same_as_target, detect_columns
@@ -421,9 +422,8 @@ class FusionClassifier(ClassifierMixin, BaseEstimator):
         class_weights = self._class_weights(y_enc)
         self._check_fusion_fits(list(modalities))
         self.device_ = resolve_device(self.device)
-        seed = seed_from(self.random_state)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        seed, _ = seed_of(self.random_state)
+        with seeded(seed):
             self.encoders_, self.scalers_, branches = {}, {}, {}
             data = self._encode_fit(modalities, branches, seed)
             self.modalities_ = list(branches)

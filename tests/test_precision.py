@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
-from skmm._torch import autocast, uses_bf16
+from skmm.utils.device import autocast, uses_bf16
 from skmm.cache import get_cache
 
 from helpers import fast_classifier

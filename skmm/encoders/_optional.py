@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .._torch import seed_of, seeded  # noqa: F401  (used by the family modules)
+from ..utils.seeding import seed_of, seeded  # noqa: F401  (used by the family modules)
 
 __all__ = ["import_optional"]
 

@@ -20,7 +20,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from .. import cache as _cache
-from .._torch import autocast, check_precision, dump_module, load_module, resolve_device, uses_bf16
+from ..utils.device import autocast, check_precision, resolve_device, uses_bf16
+from ..utils.serialization import dump_module, load_module
 from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, is_missing, load_images_parallel, resolve_num_workers
 from ..io.text import to_texts
 from ..registry import image_encoders, text_encoders

@@ -7,7 +7,7 @@ Both are registered in :data:`skmm.registry.image_encoders`; pretrained families
 import torch
 from torch import nn
 
-from .._torch import seeded
+from ..utils.seeding import seeded
 from ..registry import image_encoders
 from ._backbone import ImageBackbone
 from ._utils import check_no_spec

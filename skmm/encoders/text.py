@@ -49,12 +49,12 @@ import torch
 from sklearn.decomposition import TruncatedSVD
 from sklearn.exceptions import NotFittedError
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
-from sklearn.utils import check_random_state
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from skmm.encoders._backbone import TextBackbone
 from skmm.registry import text_encoders
+from skmm.utils.seeding import seeded
 
 __all__ = [
     "TfidfBackbone",
@@ -106,11 +106,6 @@ def _check_kwargs(name, kwargs, accepted):
             f"text encoder {name!r} got unexpected backbone_kwargs {', '.join(map(repr, unknown))}; "
             f"accepted: {', '.join(map(repr, sorted(accepted)))}"
         )
-
-
-def _seed_from(random_state):
-    """An int seed from a scikit-learn style ``random_state`` (None draws from numpy's global RNG)."""
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def _digest(*parts):
@@ -409,8 +404,7 @@ class _TokenBackbone(TextBackbone):
             )
         kept = sorted((item for item in counts.items() if item[1] >= self.min_freq), key=lambda kv: (-kv[1], kv[0]))
         self.vocabulary_ = {token: i for i, (token, _) in enumerate(kept[: self.max_vocab], start=2)}
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed_from(self.random_state))
+        with seeded(self.random_state):
             self.module = self._build_module(len(self.vocabulary_) + 2)
         self.out_dim = self.dim
         return self

@@ -1,0 +1,63 @@
+"""Seeds from scikit-learn ``random_state`` values, and seeded torch blocks.
+
+One rule everywhere in skmm: an int fixes the result; a RandomState or Generator
+draws a seed from it; None draws from numpy's global RNG (so ``np.random.seed``
+still makes an unseeded run repeatable, as in scikit-learn).
+"""
+
+import contextlib
+import uuid
+
+import numpy as np
+import torch
+
+__all__ = ["seed_of", "seeded"]
+
+
+def seed_of(random_state):
+    """An int seed from ``random_state`` (int, RandomState, Generator or None).
+
+    Returns ``(seed, reproducible)``: ``reproducible`` is True only for an int,
+    the one case where another call with the same value gives the same weights
+    (so only then may a fingerprint promise it).
+
+    Examples
+    --------
+    >>> from skmm.utils.seeding import seed_of
+    >>> seed_of(7)
+    (7, True)
+    """
+    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
+        return int(random_state) % (2**63), True
+    if random_state is None:
+        return int(np.random.mtrand._rand.randint(np.iinfo(np.int32).max)), False
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(np.iinfo(np.int32).max)), False
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(np.iinfo(np.int64).max)), False
+    raise TypeError(f"random_state must be None, an int or a numpy random generator, got {random_state!r}")
+
+
+@contextlib.contextmanager
+def seeded(random_state):
+    """Run a block with torch's CPU RNG seeded from ``random_state``; restore it after.
+
+    Yields the fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
+    fixes the weights, a unique ``"unseeded=<uuid>"`` otherwise, so that an
+    embedding cache never takes two differently initialised networks for one.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmm.utils.seeding import seeded
+    >>> with seeded(0) as token:
+    ...     a = torch.rand(1)
+    >>> with seeded(0):
+    ...     b = torch.rand(1)
+    >>> bool(a == b), token
+    (True, 'seed=0')
+    """
+    seed, reproducible = seed_of(random_state)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield f"seed={seed}" if reproducible else f"unseeded={uuid.uuid4().hex}"
