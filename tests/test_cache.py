@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skmm import cache as cache_module
 from skmm.cache import DiskCache, MemoryCache, get_cache, image_key, text_key
 
 DIM = 8
@@ -412,8 +411,8 @@ def test_disk_cache_is_shared_with_a_fresh_instance(tmp_path):
 def test_disk_cache_never_returns_a_damaged_entry(tmp_path):
     keys = texts(6)
     DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
-    files = {f.stem: f for f in entry_files(tmp_path)}
-    by_key = [files[hashlib.blake2b(k.encode(), digest_size=16).hexdigest()] for k in keys]
+    by_key = [Path(DiskCache(tmp_path).entry_path("fp", k)) for k in keys]
+    assert sorted(by_key) == entry_files(tmp_path)
 
     blob = by_key[0].read_bytes()
     by_key[0].write_bytes(blob[: len(blob) // 2])  # truncated
@@ -444,10 +443,10 @@ def test_disk_entry_of_another_length_is_recomputed(tmp_path):
     keys = texts(5)
     DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
     # A sound entry whose length disagrees with the others (a stale writer).
-    fp_hash = cache_module._hash("fp")
-    key_hash = cache_module._hash(keys[0])
-    path = tmp_path / fp_hash / key_hash[:2] / (key_hash + ".emb")
-    path.write_bytes(cache_module._encode(np.ones(DIM + 2, np.float32), fp_hash, key_hash))
+    writer = DiskCache(tmp_path)
+    Path(writer.entry_path("fp", keys[0])).write_bytes(
+        writer.encode_entry("fp", keys[0], np.ones(DIM + 2, np.float32))
+    )
 
     cache = DiskCache(tmp_path)
     enc = Encoder(keys)
@@ -571,7 +570,7 @@ def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
     def crash(src, dst):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache_module.os, "replace", crash)
+    monkeypatch.setattr(os, "replace", crash)
     keys = texts(3)
     with pytest.warns(RuntimeWarning, match="disk full"):
         DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
