@@ -102,7 +102,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks._report import command_line, write_section  # noqa: E402
 from skmm import FusionClassifier, ImageEncoder, TextEncoder  # noqa: E402
 from skmm.utils.device import autocast  # noqa: E402
-from skmm.encoders.image import SmallCNN  # noqa: E402
+from skmm.backbones.cnn import SmallCNN  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(os.path.dirname(ROOT), "shared", "data", "clipart", "build.py")

@@ -5,7 +5,7 @@
 Measures, side by side in one run:
 
 1. encoding throughput (images/s) of torchvision ResNet-18 built through
-   ``skmm.encoders.torchvision`` with *random* weights (speed does not depend on
+   ``skmm.backbones.torchvision`` with *random* weights (speed does not depend on
    the weights, and nothing is downloaded): fp32, fp32 + channels_last, bf16
    autocast, bf16 autocast + channels_last;
 2. one fine-tuning epoch on synthetic data of ResNet-18 + a small BERT (a random
@@ -43,7 +43,7 @@ def _sync():
 
 
 def encode_throughput(backbone, batch, steps, bf16, channels_last):
-    from skmm.encoders._backbone import Normalize
+    from skmm.backbones import Normalize
 
     module = nn.Sequential(Normalize(backbone.mean, backbone.std), backbone.module).cuda().eval()
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -73,23 +73,17 @@ class _Fusion(nn.Module):
 
 
 def _tiny_bert_dir(root):
-    import transformers
+    """A 4-layer, 256-wide BERT over 2,000 words (w0 ... w1999), saved to ``root``."""
+    from skmm.testing import save_tiny_bert
 
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(2000)]
-    os.makedirs(root, exist_ok=True)
-    with open(os.path.join(root, "vocab.txt"), "w") as f:
-        f.write("\n".join(vocab))
-    config = transformers.BertConfig(vocab_size=len(vocab), hidden_size=256, num_hidden_layers=4,
-                                     num_attention_heads=4, intermediate_size=1024)
-    transformers.BertModel(config).save_pretrained(root)
-    transformers.BertTokenizer(vocab=os.path.join(root, "vocab.txt")).save_pretrained(root)
-    return root
+    return save_tiny_bert(root, words=[f"w{i}" for i in range(2000)], hidden_size=256, num_hidden_layers=4,
+                          num_attention_heads=4, intermediate_size=1024)
 
 
 def finetune_epoch(n_samples, batch, image_size, bf16, channels_last, bert_dir):
-    from skmm.encoders._backbone import Normalize
-    from skmm.encoders.hf import text_backbone
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones import Normalize
+    from skmm.backbones.hf import text_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     image = image_backbone("resnet18", image_size=image_size, random_state=0)
     text = text_backbone(bert_dir, max_length=64, weights="random", random_state=0)
@@ -236,7 +230,7 @@ def main(argv=None):
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 here
     torch.backends.cudnn.allow_tf32 = False
 
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     backbone = image_backbone("resnet18", image_size=args.image_size, random_state=0)
     rows = []

@@ -56,11 +56,10 @@ TARGETS = {"b": 3.0, "c": 5.0, "d": 50.0, "e": 2 * GIB}
 
 def register_timm():
     """Make ``timm:<name>`` resolvable even where the plugin is not wired into the registry yet."""
-    from skmm.encoders._utils import lazy
-    from skmm.registry import image_encoders
+    from skmm.registry import image_backbones, lazy
 
-    if "timm" not in image_encoders:
-        image_encoders.register("timm", lazy("skmm.encoders.timm", "image_backbone"))
+    if "timm" not in image_backbones:
+        image_backbones.register("timm", lazy("skmm.backbones.timm", "image_backbone"))
 
 
 # ----------------------------------------------------------------------------- data

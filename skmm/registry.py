@@ -1,6 +1,6 @@
 """Registries: a name -> factory map per kind of plugin.
 
-Three registries exist, one per kind: :data:`image_encoders`, :data:`text_encoders`
+Three registries exist, one per kind: :data:`image_backbones`, :data:`text_backbones`
 and :data:`fusions`.  A factory is registered with a decorator::
 
     from skmm.registry import fusions
@@ -13,15 +13,28 @@ Names may carry a *family prefix*: ``"torchvision:resnet18"`` looks up the facto
 registered as ``"torchvision"`` and hands it ``"resnet18"`` as its ``spec``.
 
 Third-party packages add entries through entry points in the groups
-``skmm.image_encoders``, ``skmm.text_encoders`` and ``skmm.fusions``; they are read
-lazily, the first time a name is looked up that is not registered in-process.
+``skmm.image_backbones``, ``skmm.text_backbones`` and ``skmm.fusions`` (the older
+groups ``skmm.image_encoders`` and ``skmm.text_encoders`` are still read); they are
+read lazily, the first time a name is looked up that is not registered in-process,
+through :func:`entry_points` (tests monkeypatch it).
+
+``image_encoders`` and ``text_encoders``, the registries' former names, still work
+and warn (DeprecationWarning).
 """
 
 import importlib
+import importlib.metadata
 import warnings
-from importlib.metadata import entry_points
 
-__all__ = ["Registry", "UnknownNameError", "image_encoders", "text_encoders", "fusions"]
+__all__ = [
+    "Registry",
+    "UnknownNameError",
+    "entry_points",
+    "fusions",
+    "image_backbones",
+    "lazy",
+    "text_backbones",
+]
 
 
 class UnknownNameError(ValueError, KeyError):
@@ -31,9 +44,40 @@ class UnknownNameError(ValueError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-def _entry_points(group):
-    """Entry points of ``group`` (one small function so tests can monkeypatch it)."""
-    return list(entry_points(group=group))
+def entry_points(group):
+    """The installed entry points of ``group``, a list.
+
+    Every registry reads its plugins through this one function, looked up at call
+    time, so tests can replace it::
+
+        monkeypatch.setattr("skmm.registry.entry_points", lambda group: [...])
+    """
+    return list(importlib.metadata.entry_points(group=group))
+
+
+def lazy(module, attr):
+    """A factory that imports ``module`` only when called, then calls its ``attr``.
+
+    Registering a family through it keeps ``import skmm`` light and optional
+    libraries optional.
+
+    Examples
+    --------
+    >>> from skmm.registry import Registry, lazy
+    >>> maths = Registry("function", "example.functions")
+    >>> maths.register("sqrt", lazy("math", "sqrt"))  # doctest: +ELLIPSIS
+    <function lazy_sqrt at ...>
+    >>> maths.get("sqrt")(9.0)
+    3.0
+    """
+
+    def factory(*args, **kwargs):
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
+
+    factory.__name__ = f"lazy_{attr}"
+    factory.__qualname__ = factory.__name__
+    factory.__doc__ = f"Imports {module} and calls its {attr}."
+    return factory
 
 
 class Registry:
@@ -48,6 +92,8 @@ class Registry:
     builtins : str, optional
         Module imported on first lookup that registers the built-in entries
         (keeps ``import skmm`` light and avoids import cycles).
+    legacy_groups : tuple of str, optional
+        Former names of ``group``, still read (their plugins warn).
 
     Examples
     --------
@@ -62,9 +108,10 @@ class Registry:
     True
     """
 
-    def __init__(self, kind, group, builtins=None):
+    def __init__(self, kind, group, builtins=None, legacy_groups=()):
         self.kind = kind
         self.group = group
+        self.legacy_groups = tuple(legacy_groups)
         self._builtins = builtins
         self._factories = {}
         self._entry_points_loaded = False
@@ -86,6 +133,18 @@ class Registry:
 
         return decorator if factory is None else decorator(factory)
 
+    def unregister(self, name):
+        """Remove ``name`` (a registered or plugin entry); an unknown name is an UnknownNameError."""
+        self._load_builtins()
+        try:
+            del self._factories[name]
+        except KeyError:
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {self._known()}") from None
+
+    def refresh(self):
+        """Read the entry points again on the next lookup (after installing a plugin)."""
+        self._entry_points_loaded = False
+
     def _load_builtins(self):
         if self._builtins is not None:
             module, self._builtins = self._builtins, None
@@ -95,11 +154,15 @@ class Registry:
         if self._entry_points_loaded:
             return
         self._entry_points_loaded = True
-        for ep in _entry_points(self.group):
-            if ep.name in self._factories:
-                continue
-            # Load lazily: keep the entry point, resolve it on first use.
-            self._factories[ep.name] = _LazyEntryPoint(ep)
+        for group in (self.group, *self.legacy_groups):
+            for ep in entry_points(group):
+                if ep.name in self._factories:
+                    continue
+                # Load lazily: keep the entry point, resolve it on first use.
+                self._factories[ep.name] = _LazyEntryPoint(ep, None if group == self.group else (group, self.group))
+
+    def _known(self):
+        return ", ".join(repr(n) for n in sorted(self._factories))
 
     def names(self):
         """Sorted names known now, built-in, registered and from entry points."""
@@ -140,24 +203,47 @@ class Registry:
         try:
             factory = self._factories[family]
         except KeyError:
-            known = ", ".join(repr(n) for n in sorted(self._factories))
-            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {known}") from None
+            raise UnknownNameError(f"unknown {self.kind} {name!r}; known: {self._known()}") from None
         if isinstance(factory, _LazyEntryPoint):
             factory = self._factories[family] = factory.load(self.kind)
         return factory
 
 
 class _LazyEntryPoint:
-    def __init__(self, ep):
+    def __init__(self, ep, renamed=None):
         self.ep = ep
+        self.renamed = renamed  # (old group, new group) when read from a group's former name
 
     def load(self, kind):
+        if self.renamed is not None:
+            old, new = self.renamed
+            warnings.warn(
+                f"{kind} plugin {self.ep.name!r} ({self.ep.value}) is declared in the entry-point group "
+                f"{old!r}; declare it in {new!r}",
+                DeprecationWarning,
+                stacklevel=4,
+            )
         try:
             return self.ep.load()
         except Exception as exc:  # a broken plugin must say which one it is
             raise ImportError(f"cannot load {kind} plugin {self.ep.name!r} ({self.ep.value}): {exc}") from exc
 
 
-image_encoders = Registry("image encoder", "skmm.image_encoders", builtins="skmm.encoders")
-text_encoders = Registry("text encoder", "skmm.text_encoders", builtins="skmm.encoders")
+image_backbones = Registry(
+    "image backbone", "skmm.image_backbones", builtins="skmm.backbones", legacy_groups=("skmm.image_encoders",)
+)
+text_backbones = Registry(
+    "text backbone", "skmm.text_backbones", builtins="skmm.backbones", legacy_groups=("skmm.text_encoders",)
+)
 fusions = Registry("fusion", "skmm.fusions", builtins="skmm.fusion")
+
+_RENAMED = {"image_encoders": "image_backbones", "text_encoders": "text_backbones"}
+
+
+def __getattr__(name):
+    if name in _RENAMED:
+        warnings.warn(
+            f"skmm.registry.{name} is renamed skmm.registry.{_RENAMED[name]}", DeprecationWarning, stacklevel=2
+        )
+        return globals()[_RENAMED[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

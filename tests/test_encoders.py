@@ -101,9 +101,9 @@ def test_missing_inputs_encode_as_zero_rows(image_paths):
 
 
 def test_unknown_backbone_lists_known_names():
-    with pytest.raises(ValueError, match=r"unknown image encoder 'resnet'; known: .*'cnn'.*'pixels'"):
+    with pytest.raises(ValueError, match=r"unknown image backbone 'resnet'; known: .*'cnn'.*'pixels'"):
         ImageEncoder("resnet").fit(["x.png"])
-    with pytest.raises(ValueError, match=r"unknown text encoder 'bert'; known: .*'gru'"):
+    with pytest.raises(ValueError, match=r"unknown text backbone 'bert'; known: .*'gru'"):
         TextEncoder("bert").fit(TEXTS)
 
 

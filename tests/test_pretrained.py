@@ -7,7 +7,6 @@ tmp_path and loaded back through the code path real pretrained weights take.
 import json
 import os
 import pickle
-import string
 import sys
 
 import numpy as np
@@ -17,8 +16,9 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from skmm.encoders import _optional  # noqa: E402
-from skmm.encoders._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone  # noqa: E402
+from skmm import testing  # noqa: E402
+from skmm.backbones import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone  # noqa: E402
+from skmm.backbones.optional import import_optional, seeded_weights  # noqa: E402
 
 WORDS = "the a cat dog red blue shirt shoe big small photo of".split()
 
@@ -71,14 +71,14 @@ def test_missing_library_names_the_extra(monkeypatch, module, family, extra):
     monkeypatch.setitem(sys.modules, module, None)  # `import module` now raises ImportError
     if module == "torchvision":
         monkeypatch.setitem(sys.modules, "torchvision.models", None)
-    factory = __import__(f"skmm.encoders.{family}", fromlist=["image_backbone"]).image_backbone
+    factory = __import__(f"skmm.backbones.{family}", fromlist=["image_backbone"]).image_backbone
     spec = "ViT-B-32" if family == "clip" else "whatever"
     with pytest.raises(ImportError, match=rf'pip install "skmm\[{extra}\]"'):
         factory(spec)
 
 
 def test_missing_sentence_transformers_names_the_extra(monkeypatch):
-    from skmm.encoders import sentence_transformers as st_family
+    from skmm.backbones import sentence_transformers as st_family
 
     monkeypatch.setitem(sys.modules, "sentence_transformers", None)
     with pytest.raises(ImportError, match=r'pip install "skmm\[st\]"'):
@@ -86,26 +86,29 @@ def test_missing_sentence_transformers_names_the_extra(monkeypatch):
 
 
 def test_import_optional_returns_module():
-    assert _optional.import_optional("json", "none") is json
+    assert import_optional("json", "none") is json
 
 
 def test_seeding_leaves_global_rng_alone():
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
-    with _optional.seeded(7) as token:
+    with seeded_weights(7) as token:
         torch.rand(10)
-    assert token == "seed=7"
+    assert token == "random,seed=7"
     assert torch.equal(torch.rand(3), expected)
-    with _optional.seeded(None) as a, _optional.seeded(None) as b:
-        assert a != b and a.startswith("unseeded=")
+    # Weights that cannot be drawn again have no token: they are never cached.
+    for random_state in (None, np.random.RandomState(0), np.random.default_rng(0)):
+        with seeded_weights(random_state) as token:
+            pass
+        assert token is None
 
 
 # --- torchvision --------------------------------------------------------------------------
 
 
 def test_torchvision_random_resnet18_is_trainable_and_seeded():
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     bb = image_backbone("resnet18", image_size=32, random_state=0)
     out = _check_image_backbone(bb, 32)
@@ -115,19 +118,19 @@ def test_torchvision_random_resnet18_is_trainable_and_seeded():
     assert len(bb.blocks) == 4  # layer1..layer4
     again = image_backbone("resnet18", image_size=32, random_state=0)
     assert torch.equal(_embed(again.module, _images(2, 32)), out)
-    assert again.fingerprint == bb.fingerprint
+    assert again.fingerprint() == bb.fingerprint()
     other = image_backbone("resnet18", image_size=32, random_state=1)
     assert not torch.equal(_embed(other.module, _images(2, 32)), out)
-    assert other.fingerprint != bb.fingerprint
-    # Unseeded random weights must never share a cache entry.
-    assert image_backbone("resnet18").fingerprint != image_backbone("resnet18").fingerprint
+    assert other.fingerprint() != bb.fingerprint()
+    # Unseeded random weights are never cached.
+    assert image_backbone("resnet18").fingerprint() is None
     assert image_backbone("resnet18").image_size == 224  # the builder's default crop
 
 
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_torchvision_state_dict_file_round_trip(tmp_path, suffix):
     import torchvision
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     torch.manual_seed(3)
     full = torchvision.models.resnet18(weights=None, num_classes=10)  # a fine-tuned classifier, say
@@ -144,7 +147,7 @@ def test_torchvision_state_dict_file_round_trip(tmp_path, suffix):
     full.fc = torch.nn.Identity()
     assert torch.allclose(out, _embed(full, _images(2, 32)))
     assert not bb.trainable  # weights from a file: a frozen extractor by default
-    assert str(path.resolve()) in bb.fingerprint
+    assert str(path.resolve()) in bb.fingerprint()
 
     torch.save(bb.module.state_dict(), tmp_path / "headless.pt")  # the headless module loads too
     again = image_backbone("resnet18", image_size=32, weights=tmp_path / "headless.pt")
@@ -152,7 +155,7 @@ def test_torchvision_state_dict_file_round_trip(tmp_path, suffix):
 
 
 def test_torchvision_errors(tmp_path):
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     with pytest.raises(ValueError, match="resnet18"):
         image_backbone("resnet81")
@@ -167,7 +170,7 @@ def test_torchvision_errors(tmp_path):
 
 def test_torchvision_weights_tag_gives_its_preprocessing(monkeypatch):
     import torchvision
-    from skmm.encoders.torchvision import image_backbone
+    from skmm.backbones.torchvision import image_backbone
 
     # Load no weights: the tag's meta and transforms are what is under test.
     def no_download(self, *args, **kwargs):
@@ -176,8 +179,55 @@ def test_torchvision_weights_tag_gives_its_preprocessing(monkeypatch):
     monkeypatch.setattr(torchvision.models.WeightsEnum, "get_state_dict", no_download)
     bb = image_backbone("resnet18", weights="IMAGENET1K_V1")
     assert bb.image_size == 224 and not bb.trainable
-    assert "ResNet18_Weights.IMAGENET1K_V1" in bb.fingerprint
+    assert "ResNet18_Weights.IMAGENET1K_V1" in bb.fingerprint()
     assert image_backbone("resnet18", weights="DEFAULT", image_size=48).image_size == 48
+
+
+# --- the backbone contract and its fingerprints -------------------------------------------
+
+
+def test_image_backbone_contract():
+    bb = ImageBackbone(torch.nn.Flatten(), 12, 2, mean=(0, 0, 0), std=(1, 1, 1))
+    assert bb.fingerprint() is None  # no fingerprint: never cached
+    assert bb.blocks == [] and bb.trainable and not bb.channels_last
+    assert bb.mean == (0.0, 0.0, 0.0) and "out_dim=12" in repr(bb)
+    assert ImageBackbone(torch.nn.Flatten(), 12, 2, fingerprint="flat").fingerprint() == "flat"
+    assert TextBackbone().fit(["a"]).blocks == ()
+
+
+def test_fingerprints_have_one_format_and_separate_every_setting(tmp_path):
+    from skmm.backbones.cnn import cnn
+    from skmm.backbones.torchvision import image_backbone
+
+    def fp(**kwargs):
+        return image_backbone("resnet18", **{"image_size": 32, "random_state": 0, **kwargs}).fingerprint()
+
+    base = fp()
+    assert base.startswith("torchvision:resnet18|weights=random,seed=0|size=32|mean=")
+    assert cnn(image_size=32, random_state=0).fingerprint().startswith("cnn|weights=random,seed=0|size=32|mean=")
+    variants = [fp(random_state=1), fp(image_size=48), fp(zero_init_residual=True)]
+    torch.save(image_backbone("resnet18", random_state=0).module.state_dict(), tmp_path / "w.pt")
+    variants.append(fp(weights=tmp_path / "w.pt"))
+    torch.save(image_backbone("resnet18", random_state=1).module.state_dict(), tmp_path / "w.pt")
+    variants.append(fp(weights=tmp_path / "w.pt"))  # same path, other file
+    assert len({base, *variants}) == 1 + len(variants)
+    assert len({cnn(random_state=0).fingerprint(), cnn(random_state=0, channels=(8,)).fingerprint()}) == 2
+
+    def built(**kwargs):
+        settings = dict(family="f", name="m", weights="w", image_size=8, mean=(0.5,) * 3, std=(0.5,) * 3, out_dim=1,
+                        trainable=False)
+        return ImageBackbone.from_model(torch.nn.Flatten(), **{**settings, **kwargs}).fingerprint()
+
+    assert len({built(), built(mean=(0.4,) * 3), built(std=(0.4,) * 3), built(options={"pooling": "cls"})}) == 4
+    assert built(weights=None) is None
+
+
+def test_unseeded_random_weights_are_never_cached():
+    from skmm.backbones.cnn import cnn
+
+    assert cnn(random_state=None).fingerprint() is None
+    assert cnn(random_state=np.random.RandomState(0)).fingerprint() is None
+    assert cnn(random_state=3).fingerprint() == cnn(random_state=3).fingerprint()
 
 
 # --- timm ---------------------------------------------------------------------------------
@@ -185,7 +235,7 @@ def test_torchvision_weights_tag_gives_its_preprocessing(monkeypatch):
 
 def test_timm_random_and_file_round_trip(tmp_path):
     timm = pytest.importorskip("timm")
-    from skmm.encoders.timm import image_backbone
+    from skmm.backbones.timm import image_backbone
 
     bb = image_backbone("test_resnet", image_size=32, random_state=0)
     out = _check_image_backbone(bb, 32)
@@ -206,7 +256,7 @@ def test_timm_random_and_file_round_trip(tmp_path):
 
 def test_timm_vit_blocks_and_errors():
     pytest.importorskip("timm")
-    from skmm.encoders.timm import image_backbone
+    from skmm.backbones.timm import image_backbone
 
     bb = image_backbone("test_vit", random_state=0)
     _check_image_backbone(bb, 160)
@@ -222,52 +272,19 @@ def test_timm_vit_blocks_and_errors():
 
 @pytest.fixture(scope="module")
 def hf_dirs(tmp_path_factory):
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("transformers")
     root = tmp_path_factory.mktemp("hf")
-    torch.manual_seed(0)
-
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (root / "vocab.txt").write_text("\n".join(vocab))
-    bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
-    bert.save_pretrained(root / "bert")
-    transformers.BertTokenizer(vocab=str(root / "vocab.txt")).save_pretrained(root / "bert")
-
-    vit_config = dict(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                      intermediate_size=64)
-    transformers.ViTModel(transformers.ViTConfig(**vit_config)).save_pretrained(root / "vit")
-    transformers.ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.1, 0.2, 0.3],
-                                   image_std=[0.5, 0.6, 0.7]).save_pretrained(root / "vit")
+    testing.save_tiny_bert(root / "bert", words=WORDS)
+    testing.save_tiny_vit(root / "vit", image_mean=[0.1, 0.2, 0.3], image_std=[0.5, 0.6, 0.7])
     # A classifier checkpoint: AutoModel finds no pooler weights in it.
-    transformers.ViTForImageClassification(transformers.ViTConfig(**vit_config, num_labels=3)).save_pretrained(
-        root / "vit-classifier")
-
-    transformers.ConvNextModel(transformers.ConvNextConfig(
-        hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, image_size=32)).save_pretrained(root / "convnext")
-
-    clip_vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in string.ascii_lowercase:
-        clip_vocab[c] = len(clip_vocab)
-        clip_vocab[c + "</w>"] = len(clip_vocab)
-    merges = [("c", "a"), ("ca", "t</w>"), ("d", "o"), ("do", "g</w>")]
-    for a, b in merges:
-        clip_vocab[a + b] = len(clip_vocab)
-    clip = transformers.CLIPModel(transformers.CLIPConfig(
-        text_config=dict(vocab_size=len(clip_vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                         pad_token_id=1),
-        vision_config=dict(image_size=32, patch_size=8, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                           num_attention_heads=2),
-        projection_dim=24))
-    clip.save_pretrained(root / "clip")
-    transformers.CLIPTokenizer(vocab=clip_vocab, merges=merges).save_pretrained(root / "clip")
-    transformers.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-        root / "clip")
+    testing.save_tiny_vit(root / "vit-classifier", num_labels=3)
+    testing.save_tiny_convnext(root / "convnext", random_state=1)  # not what weights="random" seeded 0 gives
+    testing.save_tiny_clip(root / "clip")
     return root
 
 
 def test_hf_vit_preprocessing_comes_from_the_image_processor(hf_dirs):
-    from skmm.encoders.hf import image_backbone
+    from skmm.backbones.hf import image_backbone
 
     bb = image_backbone(str(hf_dirs / "vit"))
     _check_image_backbone(bb, 32)
@@ -285,11 +302,11 @@ def test_hf_vit_preprocessing_comes_from_the_image_processor(hf_dirs):
 
     wider = image_backbone(str(hf_dirs / "vit"), image_size=48)  # the user's size wins
     _check_image_backbone(wider, 48)
-    assert wider.fingerprint != bb.fingerprint
+    assert wider.fingerprint() != bb.fingerprint()
 
 
 def test_hf_missing_pooler_falls_back_to_mean(hf_dirs):
-    from skmm.encoders.hf import image_backbone
+    from skmm.backbones.hf import image_backbone
 
     bb = image_backbone(str(hf_dirs / "vit-classifier"))
     assert bb.module.pooling == "mean"
@@ -298,7 +315,7 @@ def test_hf_missing_pooler_falls_back_to_mean(hf_dirs):
 
 
 def test_hf_convnext_and_random_weights(hf_dirs):
-    from skmm.encoders.hf import image_backbone
+    from skmm.backbones.hf import image_backbone
 
     bb = image_backbone(str(hf_dirs / "convnext"))
     out = _check_image_backbone(bb, 32)
@@ -307,6 +324,8 @@ def test_hf_convnext_and_random_weights(hf_dirs):
     assert rand.trainable and not torch.allclose(_embed(rand.module, _images(2, 32)), out)
     again = image_backbone(str(hf_dirs / "convnext"), weights="random", random_state=0)
     assert torch.equal(_embed(rand.module, _images(2, 32)), _embed(again.module, _images(2, 32)))
+    assert rand.fingerprint() == again.fingerprint() != bb.fingerprint()
+    assert image_backbone(str(hf_dirs / "convnext"), weights="random").fingerprint() is None
     with pytest.raises(TypeError, match="bogus"):
         image_backbone(str(hf_dirs / "convnext"), bogus=1)
     with pytest.raises(ValueError, match="weights"):
@@ -315,7 +334,7 @@ def test_hf_convnext_and_random_weights(hf_dirs):
 
 def test_hf_text_mean_pooling(hf_dirs):
     import transformers
-    from skmm.encoders.hf import text_backbone
+    from skmm.backbones.hf import text_backbone
 
     tb = text_backbone(str(hf_dirs / "bert"), max_length=12)
     assert isinstance(tb, TextBackbone)
@@ -338,6 +357,8 @@ def test_hf_text_mean_pooling(hf_dirs):
     assert torch.allclose(out[:1], expected, atol=1e-5)
     assert tb.fingerprint() == text_backbone(str(hf_dirs / "bert"), max_length=12).fingerprint()
     assert tb.fingerprint() != text_backbone(str(hf_dirs / "bert"), max_length=8).fingerprint()
+    assert tb.fingerprint() != text_backbone(str(hf_dirs / "bert"), max_length=12, pooling="cls").fingerprint()
+    assert text_backbone(str(hf_dirs / "bert"), weights="random").fingerprint() is None
     assert text_backbone(str(hf_dirs / "bert"), max_length=10_000).max_length == 512  # position limit
     with pytest.raises(TypeError, match="bogus"):
         text_backbone(str(hf_dirs / "bert"), bogus=1)
@@ -348,7 +369,7 @@ def test_hf_text_mean_pooling(hf_dirs):
 
 def test_clip_transformers_towers_match_get_features(hf_dirs):
     import transformers
-    from skmm.encoders.clip import image_backbone, text_backbone
+    from skmm.backbones.clip import image_backbone, text_backbone
 
     reference = transformers.CLIPModel.from_pretrained(hf_dirs / "clip").eval()
     bb = image_backbone(str(hf_dirs / "clip"))
@@ -374,7 +395,7 @@ def test_clip_transformers_towers_match_get_features(hf_dirs):
 
 
 def test_clip_through_hf_family_uses_the_towers(hf_dirs):
-    from skmm.encoders.hf import image_backbone, text_backbone
+    from skmm.backbones.hf import image_backbone, text_backbone
 
     assert image_backbone(str(hf_dirs / "clip")).out_dim == 32  # vision hidden size, no projection
     assert text_backbone(str(hf_dirs / "clip")).out_dim == 32
@@ -382,7 +403,7 @@ def test_clip_through_hf_family_uses_the_towers(hf_dirs):
 
 def test_open_clip_tiny_model(tmp_path):
     open_clip = pytest.importorskip("open_clip")
-    from skmm.encoders.clip import image_backbone, text_backbone
+    from skmm.backbones.clip import image_backbone, text_backbone
 
     config = {"embed_dim": 16,
               "vision_cfg": {"image_size": 32, "layers": 2, "width": 32, "patch_size": 8, "head_width": 16},
@@ -403,19 +424,13 @@ def test_open_clip_tiny_model(tmp_path):
 
 def test_sentence_transformers_matches_encode(hf_dirs, tmp_path):
     st = pytest.importorskip("sentence_transformers")
-    from skmm.encoders.sentence_transformers import text_backbone
+    from skmm.backbones.sentence_transformers import text_backbone
 
-    try:  # sentence-transformers >= 6
-        from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
-    except ImportError:
-        from sentence_transformers.models import Normalize, Pooling, Transformer
-
-    transformer = Transformer(str(hf_dirs / "bert"), max_seq_length=12)
-    model = st.SentenceTransformer(modules=[transformer, Pooling(32), Normalize()], device="cpu")
-    model.save(str(tmp_path / "st"))
-    tb = text_backbone(str(tmp_path / "st"), max_length=64)
+    path = testing.save_tiny_sentence_transformer(tmp_path / "st", bert=hf_dirs / "bert", max_seq_length=12)
+    tb = text_backbone(path, max_length=64)
     texts = ["the cat", "a big red shirt"]
     x = tb.prepare(texts)
     assert x.shape == (2, 2, 12) and tb.out_dim == 32
-    expected = model.encode(texts, convert_to_tensor=True)
+    expected = st.SentenceTransformer(path, device="cpu").encode(texts, convert_to_tensor=True)
     assert torch.allclose(_embed(tb.module, torch.as_tensor(x)), expected, atol=1e-5)
+    assert tb.fingerprint() == text_backbone(path, max_length=64).fingerprint()

@@ -1,4 +1,5 @@
 import importlib
+import sys
 import textwrap
 import warnings
 
@@ -7,7 +8,8 @@ import pytest
 from sklearn.model_selection import GridSearchCV
 
 from skmm import FusionClassifier
-from skmm.registry import Registry, UnknownNameError, fusions, image_encoders, text_encoders
+from skmm import registry
+from skmm.registry import Registry, UnknownNameError, fusions, image_backbones, text_backbones
 
 
 def test_decorator_registration_and_lookup():
@@ -36,8 +38,34 @@ def test_builtin_names():
     assert {"concat", "sum", "gated", "attention", "bilinear", "tensor", "film", "late", "image", "text"} <= set(
         fusions.names()
     )
-    assert {"cnn", "pixels"} <= set(image_encoders.names())
-    assert {"tfidf", "hashing", "embedding-bag", "gru", "lstm"} <= set(text_encoders.names())
+    assert {"cnn", "pixels", "torchvision", "timm", "hf", "clip"} <= set(image_backbones.names())
+    assert {"tfidf", "hashing", "embedding-bag", "gru", "lstm", "hf", "clip", "st"} <= set(text_backbones.names())
+
+
+def test_former_registry_names_warn_and_still_work():
+    with pytest.warns(DeprecationWarning, match="image_backbones"):
+        assert registry.image_encoders is image_backbones
+    with pytest.warns(DeprecationWarning, match="text_backbones"):
+        from skmm.registry import text_encoders
+    assert text_encoders is text_backbones
+    with pytest.raises(AttributeError):
+        registry.no_such_registry
+
+
+def test_unregister():
+    reg = Registry("thing", "skmm.test_things")
+    reg.register("a", lambda: 1)
+    reg.unregister("a")
+    assert "a" not in reg
+    with pytest.raises(UnknownNameError, match="'a'"):
+        reg.unregister("a")
+
+
+def test_lazy_imports_on_first_call(monkeypatch):
+    monkeypatch.delitem(sys.modules, "colorsys", raising=False)
+    factory = registry.lazy("colorsys", "rgb_to_hsv")
+    assert "colorsys" not in sys.modules
+    assert factory(1.0, 0.0, 0.0) == (0.0, 1.0, 1.0)
 
 
 def test_family_prefix_is_split():
@@ -76,7 +104,7 @@ def test_entry_points_are_read_lazily(monkeypatch):
             return lambda: "loaded"
 
     reg = Registry("thing", "skmm.test_things")
-    monkeypatch.setattr("skmm.registry._entry_points", lambda group: [FakeEP()] if group == "skmm.test_things" else [])
+    monkeypatch.setattr("skmm.registry.entry_points", lambda group: [FakeEP()] if group == "skmm.test_things" else [])
     assert calls == []
     assert reg.get("lazy-one")() == "loaded"
     assert calls == ["load"]
@@ -92,9 +120,29 @@ def test_broken_plugin_names_itself(monkeypatch):
             raise ModuleNotFoundError("No module named 'nowhere'")
 
     reg = Registry("thing", "skmm.test_things")
-    monkeypatch.setattr("skmm.registry._entry_points", lambda group: [BrokenEP()])
+    monkeypatch.setattr("skmm.registry.entry_points", lambda group: [BrokenEP()])
     with pytest.raises(ImportError, match="broken.*nowhere"):
         reg.get("broken")
+
+
+def test_plugins_in_the_former_entry_point_groups_still_load(monkeypatch):
+    class OldEP:
+        name, value = "old-style", "old_plugin:make"
+
+        def load(self):
+            return lambda spec, **kwargs: "built"
+
+    groups = []
+
+    def fake_entry_points(group):
+        groups.append(group)
+        return [OldEP()] if group == "skmm.image_encoders" else []
+
+    reg = Registry("image backbone", "skmm.image_backbones", legacy_groups=("skmm.image_encoders",))
+    monkeypatch.setattr("skmm.registry.entry_points", fake_entry_points)
+    with pytest.warns(DeprecationWarning, match="skmm.image_backbones"):
+        assert reg.get("old-style:x")("x") == "built"
+    assert groups[:2] == ["skmm.image_backbones", "skmm.image_encoders"]
 
 
 def _install_plugin(tmp_path, monkeypatch):
@@ -131,9 +179,9 @@ def _install_plugin(tmp_path, monkeypatch):
 
 
 def test_plugin_fusion_from_entry_point_in_grid_search(tmp_path, monkeypatch, shapes_df):
-    assert "elementwise-max" not in fusions._factories
+    assert "elementwise-max" not in fusions.names()
     _install_plugin(tmp_path, monkeypatch)
-    monkeypatch.setattr(fusions, "_entry_points_loaded", False)
+    fusions.refresh()
     assert "elementwise-max" in fusions.names()
     df = shapes_df
     clf = FusionClassifier(
@@ -148,4 +196,4 @@ def test_plugin_fusion_from_entry_point_in_grid_search(tmp_path, monkeypatch, sh
         max_epochs=2, random_state=0, dim=16, hidden_dim=16,
     ).fit(df, df["label"])
     assert type(fitted.net_.module_.fusion).__name__ == "MaxFusion"
-    monkeypatch.delitem(fusions._factories, "elementwise-max")
+    fusions.unregister("elementwise-max")

@@ -21,7 +21,7 @@ import skmm.encoders.base as encoders_base
 import skmm.io.images as images
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.cache import get_cache
-from skmm.encoders.image import SmallCNN
+from skmm.backbones.cnn import SmallCNN
 
 FUSIONS = ["concat", "gated", "attention", "late"]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -1,13 +1,12 @@
-"""Tests for the built-in text backbones in skmm.encoders.text."""
+"""Tests for the built-in text backbones: skmm.backbones.vectorizers and skmm.backbones.sequence."""
 
 import numpy as np
 import pytest
 import torch
 from sklearn.exceptions import NotFittedError
 
-import skmm.encoders.text  # noqa: F401  (registers the built-ins)
-from skmm.encoders._backbone import TextBackbone
-from skmm.registry import text_encoders
+from skmm.backbones import TextBackbone
+from skmm.registry import text_backbones
 
 SPARSE = ["tfidf", "hashing"]
 TOKEN = ["embedding-bag", "gru", "lstm"]
@@ -36,7 +35,7 @@ def make(name, **kwargs):
         kwargs.setdefault("max_length", 6)
     if name == "hashing":
         kwargs.setdefault("n_features", 64)
-    return text_encoders.get(name)(None, **kwargs)
+    return text_backbones.get(name)(None, **kwargs)
 
 
 def features(backbone, texts):
@@ -69,7 +68,7 @@ def test_sparse_out_dims():
     tfidf = make("tfidf").fit(TEXTS)
     assert tfidf.out_dim == len(tfidf.vectorizer.vocabulary_)
     assert make("hashing").fit(TEXTS).out_dim == 64
-    assert text_encoders.get("hashing")(None).fit(TEXTS).out_dim == 2**12
+    assert text_backbones.get("hashing")(None).fit(TEXTS).out_dim == 2**12
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -192,13 +191,13 @@ def test_tfidf_min_df_and_max_features():
 )
 def test_unknown_backbone_kwarg_is_a_type_error(name, bad):
     with pytest.raises(TypeError, match=f"unexpected backbone_kwargs '{bad}'"):
-        text_encoders.get(name)(None, **{bad: 1})
+        text_backbones.get(name)(None, **{bad: 1})
 
 
 @pytest.mark.parametrize("name", ALL)
 def test_spec_is_rejected(name):
     with pytest.raises(ValueError, match="takes no spec"):
-        text_encoders.get(f"{name}:something")("something")
+        text_backbones.get(f"{name}:something")("something")
 
 
 @pytest.mark.parametrize(
@@ -263,7 +262,7 @@ def test_gru_learns_whether_red_appears():
             sentence.insert(rng.randint(len(sentence) + 1), "red")
         texts.append(" ".join(sentence))
         labels.append(i % 2)
-    bb = text_encoders.get("gru")(None, max_length=8, dim=16, random_state=0).fit(texts)
+    bb = text_backbones.get("gru")(None, max_length=8, dim=16, random_state=0).fit(texts)
     head = torch.nn.Linear(bb.out_dim, 2)
     model = torch.nn.Sequential(bb.module, head)
     x, y = torch.as_tensor(bb.prepare(texts)), torch.as_tensor(labels)

@@ -1,6 +1,6 @@
 """``st:<model>`` text backbones: sentence-transformers models.
 
-The family is named ``"st"`` in :data:`skmm.registry.text_encoders`;
+The family is named ``"st"`` in :data:`skmm.registry.text_backbones`;
 ``"st:sentence-transformers/all-MiniLM-L6-v2"`` (a Hub id) or ``"st:/models/my-st"``
 (a directory written by ``SentenceTransformer.save``) embed texts exactly as
 ``SentenceTransformer.encode`` does, with the model's own pooling and normalisation
@@ -15,8 +15,9 @@ from pathlib import Path
 
 from torch import nn
 
-from ._backbone import TextBackbone
-from ._optional import check_no_kwargs, digest, file_fingerprint, find_blocks, import_optional, blocks_of
+from ._common import check_kwargs
+from .base import TextBackbone, fingerprint_of
+from .optional import blocks_of, find_blocks, import_optional, weights_path_token
 
 __all__ = ["text_backbone", "STTextBackbone"]
 
@@ -28,7 +29,7 @@ def text_backbone(spec, *, max_length=128, n_components=None, dim=64, random_sta
     ``n_components``, ``dim`` and ``random_state`` are ignored: the model fixes its
     output and nothing is initialised at random.
     """
-    check_no_kwargs("st", spec, backbone_kwargs)
+    check_kwargs(f"st:{spec}", backbone_kwargs)
     return STTextBackbone(spec, max_length=max_length, weights=weights)
 
 
@@ -76,10 +77,7 @@ class STTextBackbone(TextBackbone):
         # sentence-transformers 6 renamed get_sentence_embedding_dimension
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self.out_dim = int(get_dim())
-        if Path(spec).is_dir():
-            self._weights_token = f"dir={digest(*(file_fingerprint(p) for p in sorted(Path(spec).glob('**/')) if p.is_dir()))}"
-        else:
-            self._weights_token = "hub"
+        self._weights_token = weights_path_token(spec) if Path(spec).is_dir() else "hub"
         self.blocks = blocks_of(model, find_blocks(model))
 
     def prepare(self, texts):
@@ -88,4 +86,4 @@ class STTextBackbone(TextBackbone):
         return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
-        return f"st:{self.spec}|weights={self._weights_token}|max_length={self.max_length}"
+        return fingerprint_of("st", self.spec, self._weights_token, max_length=self.max_length)

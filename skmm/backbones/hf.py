@@ -1,7 +1,7 @@
 """``hf:<model id or local directory>`` backbones from Hugging Face transformers.
 
-The family is named ``"hf"`` in both :data:`skmm.registry.image_encoders` and
-:data:`skmm.registry.text_encoders`.  The spec is what
+The family is named ``"hf"`` in both :data:`skmm.registry.image_backbones` and
+:data:`skmm.registry.text_backbones`.  The spec is what
 ``AutoModel.from_pretrained`` takes: a Hub id ("google/vit-base-patch16-224-in21k")
 or a local directory written by ``save_pretrained``.
 
@@ -27,24 +27,16 @@ Hub ids are read from the Hugging Face cache (``$HF_HOME``) or downloaded; set
 """
 
 import inspect
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from ._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone
-from ._optional import (
-    blocks_of,
-    check_no_kwargs,
-    count_convs,
-    digest,
-    file_fingerprint,
-    find_blocks,
-    import_optional,
-    seeded,
-)
+from ..utils.validation import is_missing
+from ._common import check_kwargs
+from .base import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone, TextBackbone, fingerprint_of
+from .optional import blocks_of, find_blocks, import_optional, seeded_weights, weights_path_token
 
 __all__ = ["image_backbone", "text_backbone", "HFTextBackbone"]
 
@@ -75,19 +67,19 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, po
     Returns
     -------
     ImageBackbone
-        With an extra attribute ``blocks``: the encoder's layers, input to output.
+        Its ``blocks`` are the encoder's layers, input to output.
     """
     transformers = import_optional("transformers", "hf")
-    check_no_kwargs("hf", spec, backbone_kwargs)
+    check_kwargs(f"hf:{spec}", backbone_kwargs)
     if pooling not in ("auto", "pooler", "mean", "cls"):
         raise ValueError(f"pooling must be 'auto', 'pooler', 'mean' or 'cls', got {pooling!r}")
     model, missing, weights_token = load_model(transformers, spec, weights, random_state, revision)
     vision = getattr(model, "vision_model", None) or model  # CLIP, SigLIP: keep the image tower only
-    processor = _image_processor(transformers, spec, revision)
+    processor = image_processor(transformers, spec, revision)
 
     config = getattr(vision, "config", model.config)
     config_size = _as_int(getattr(config, "image_size", None))
-    size, mean, std = _processor_preprocessing(processor)
+    size, mean, std = processor_preprocessing(processor)
     size = size or config_size or DEFAULT_IMAGE_SIZE
     if weights == "random" or (mean, std) == (None, None):
         mean, std = IMAGENET_MEAN, IMAGENET_STD
@@ -106,20 +98,11 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, po
     if pooling == "pooler" and probe.ndim != 2:
         raise ValueError(f"hf:{spec} has no usable pooler output; use pooling='mean'")
 
-    backbone = ImageBackbone(
-        module=module,
-        out_dim=int(probe.shape[-1]),
-        image_size=size,
-        mean=tuple(map(float, mean)),
-        std=tuple(map(float, std)),
-        trainable=weights == "random",
-        fingerprint=(
-            f"hf-image:{spec}|weights={weights_token}|size={size}|mean={tuple(mean)}|std={tuple(std)}|pooling={pooling}"
-        ),
-        channels_last=count_convs(vision) > 1,
+    return ImageBackbone.from_model(
+        module, family="hf", name=spec, weights=weights_token, image_size=size, mean=mean, std=std,
+        out_dim=int(probe.shape[-1]), trainable=weights == "random", options={"pooling": pooling},
+        blocks=blocks_of(module, find_blocks(module)),
     )
-    backbone.blocks = blocks_of(module, find_blocks(module))
-    return backbone
 
 
 def text_backbone(spec, *, max_length=128, n_components=None, dim=64, random_state=None, weights=None,
@@ -129,7 +112,7 @@ def text_backbone(spec, *, max_length=128, n_components=None, dim=64, random_sta
     ``n_components`` and ``dim`` belong to skmm's own text backbones and are
     ignored here: a pretrained model fixes its output size.
     """
-    check_no_kwargs("hf", spec, backbone_kwargs)
+    check_kwargs(f"hf:{spec}", backbone_kwargs)
     return HFTextBackbone(spec, max_length=max_length, random_state=random_state, weights=weights,
                           pooling=pooling, revision=revision)
 
@@ -231,7 +214,8 @@ class HFTextBackbone(TextBackbone):
         return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
-        return f"hf-text:{self.spec}|weights={self._weights_token}|max_length={self.max_length}|pooling={self.pooling}"
+        return fingerprint_of("hf-text", self.spec, self._weights_token, max_length=self.max_length,
+                              pooling=self.pooling)
 
 
 def load_model(transformers, spec, weights, random_state, revision, model_class=None):
@@ -245,11 +229,11 @@ def load_model(transformers, spec, weights, random_state, revision, model_class=
     try:
         if weights == "random":
             config = transformers.AutoConfig.from_pretrained(spec, revision=revision)
-            with seeded(random_state) as seed_token:
+            with seeded_weights(random_state) as token:
                 model = model_class.from_config(config)
-            return model.float().eval(), [], f"random,{seed_token}"
+            return model.float().eval(), [], token
         # Weights the checkpoint lacks (a pooler, say) are random: seed them too.
-        with seeded(0 if random_state is None else random_state) as seed_token:
+        with seeded_weights(0 if random_state is None else random_state) as missing_token:
             model, info = model_class.from_pretrained(spec, revision=revision, dtype=torch.float32,
                                                       output_loading_info=True)
     except OSError as exc:
@@ -259,22 +243,22 @@ def load_model(transformers, spec, weights, random_state, revision, model_class=
         ) from exc
     missing = list(info.get("missing_keys", []))
     if Path(spec).is_dir():
-        token = f"dir={digest(file_fingerprint(spec))}"
+        token = weights_path_token(spec)
     else:
         token = f"hub={getattr(model.config, '_commit_hash', None) or revision or 'main'}"
-    if missing:
-        token += f",missing-seeded:{seed_token}"
+    if missing:  # their initialisation is part of the weights
+        token = None if missing_token is None else f"{token},missing={missing_token}"
     return model.eval(), missing, token
 
 
-def _image_processor(transformers, spec, revision):
+def image_processor(transformers, spec, revision):
     try:
         return transformers.AutoImageProcessor.from_pretrained(spec, revision=revision)
     except (OSError, ValueError, KeyError):  # no preprocessor_config.json: fall back to the config
         return None
 
 
-def _processor_preprocessing(processor):
+def processor_preprocessing(processor):
     """``(size or None, mean or None, std or None)`` from an image processor."""
     if processor is None:
         return None, None, None
@@ -319,12 +303,11 @@ def _cap_length(max_length, tokenizer, config):
 
 def tokenize(tokenizer, texts, max_length):
     """Texts -> int64 (N, 2, max_length): input ids and attention mask, padded to max_length."""
-    enc = tokenizer([_as_text(t) for t in texts], padding="max_length", truncation=True, max_length=max_length,
+    enc = tokenizer([as_text(t) for t in texts], padding="max_length", truncation=True, max_length=max_length,
                     return_tensors="np")
     return np.stack([enc["input_ids"], enc["attention_mask"]], axis=1).astype(np.int64)
 
 
-def _as_text(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return value if isinstance(value, str) else str(value)
+def as_text(value):
+    """A cell as a string for a tokenizer: missing cells (None, NaN, blank) become ""."""
+    return "" if is_missing(value) else (value if isinstance(value, str) else str(value))

@@ -1,7 +1,7 @@
 """``clip:<name>`` backbones: the image and text towers of a CLIP model.
 
-The family is named ``"clip"`` in both :data:`skmm.registry.image_encoders` and
-:data:`skmm.registry.text_encoders`.  Both towers end in CLIP's projection, so an
+The family is named ``"clip"`` in both :data:`skmm.registry.image_backbones` and
+:data:`skmm.registry.text_backbones`.  Both towers end in CLIP's projection, so an
 image and a text embed into the same space (``out_dim`` = the projection size).
 
 Two libraries serve it:
@@ -31,18 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._backbone import ImageBackbone, TextBackbone
-from ._optional import (
-    check_no_kwargs,
-    count_convs,
-    digest,
-    file_fingerprint,
-    find_blocks,
-    import_optional,
-    is_weights_file,
-    seeded,
-    blocks_of,
-)
+from ._common import check_kwargs
+from .base import ImageBackbone, TextBackbone, fingerprint_of
+from .optional import blocks_of, find_blocks, import_optional, is_weights_file, seeded_weights, weights_path_token
 
 __all__ = ["image_backbone", "text_backbone", "CLIPTextBackbone"]
 
@@ -68,9 +59,9 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, li
     Returns
     -------
     ImageBackbone
-        With an extra attribute ``blocks``: the vision encoder's layers.
+        Its ``blocks`` are the vision encoder's layers.
     """
-    check_no_kwargs("clip", spec, backbone_kwargs)
+    check_kwargs(f"clip:{spec}", backbone_kwargs)
     if _library(spec, library) == "open_clip":
         return _open_clip_image(spec, image_size, random_state, weights)
     return _hf_image(spec, image_size, random_state, weights)
@@ -82,7 +73,7 @@ def text_backbone(spec, *, max_length=128, n_components=None, dim=64, random_sta
 
     ``n_components`` and ``dim`` are ignored: the projection fixes the output size.
     """
-    check_no_kwargs("clip", spec, backbone_kwargs)
+    check_kwargs(f"clip:{spec}", backbone_kwargs)
     return CLIPTextBackbone(spec, max_length=max_length, random_state=random_state, weights=weights,
                             library=library)
 
@@ -147,13 +138,13 @@ def _hf_model(transformers, spec, weights, random_state):
 
 
 def _hf_image(spec, image_size, random_state, weights):
-    from .hf import DEFAULT_IMAGE_SIZE, _image_processor, _processor_preprocessing
+    from .hf import DEFAULT_IMAGE_SIZE, image_processor, processor_preprocessing
 
     transformers = import_optional("transformers", "hf")
     model, token = _hf_model(transformers, spec, weights, random_state)
     vision_config = getattr(model.config, "vision_config", model.config)
     config_size = int(getattr(vision_config, "image_size", 0) or 0) or None
-    size, mean, std = _processor_preprocessing(_image_processor(transformers, spec, None))
+    size, mean, std = processor_preprocessing(image_processor(transformers, spec, None))
     size = size or config_size or DEFAULT_IMAGE_SIZE
     mean = mean or (0.48145466, 0.4578275, 0.40821073)  # CLIP's own statistics
     std = std or (0.26862954, 0.26130258, 0.27577711)
@@ -163,18 +154,11 @@ def _hf_image(spec, image_size, random_state, weights):
     module = CLIPImageFeatures(model, forward_kwargs).eval()
     with torch.inference_mode():
         out_dim = int(module(torch.zeros(1, 3, size, size)).shape[-1])
-    backbone = ImageBackbone(
-        module=module,
-        out_dim=out_dim,
-        image_size=size,
-        mean=tuple(map(float, mean)),
-        std=tuple(map(float, std)),
-        trainable=weights == "random",
-        fingerprint=f"clip-image:{spec}|transformers|weights={token}|size={size}|mean={tuple(mean)}|std={tuple(std)}",
-        channels_last=False,
+    return ImageBackbone.from_model(
+        module, family="clip", name=spec, weights=token, image_size=size, mean=mean, std=std, out_dim=out_dim,
+        trainable=weights == "random", options={"library": "transformers"},
+        blocks=blocks_of(model.vision_model, find_blocks(model.vision_model)), channels_last=False,
     )
-    backbone.blocks = blocks_of(model.vision_model, find_blocks(model.vision_model))
-    return backbone
 
 
 class CLIPTextBackbone(TextBackbone):
@@ -211,15 +195,16 @@ class CLIPTextBackbone(TextBackbone):
         self.blocks = blocks_of(tower, find_blocks(tower))
 
     def prepare(self, texts):
-        from .hf import _as_text, tokenize
+        from .hf import as_text, tokenize
 
         if self.library == "open_clip":
-            ids = self.tokenizer([_as_text(t) for t in texts]).numpy().astype(np.int64)
+            ids = self.tokenizer([as_text(t) for t in texts]).numpy().astype(np.int64)
             return np.stack([ids, (ids != 0).astype(np.int64)], axis=1)
         return tokenize(self.tokenizer, texts, self.max_length)
 
     def fingerprint(self):
-        return f"clip-text:{self.spec}|{self.library}|weights={self._weights_token}|max_length={self.max_length}"
+        return fingerprint_of("clip-text", self.spec, self._weights_token, library=self.library,
+                              max_length=self.max_length)
 
 
 # --- open_clip ----------------------------------------------------------------------------
@@ -246,11 +231,11 @@ class OpenCLIPTextFeatures(nn.Module):
 def _open_clip_model(open_clip, spec, weights, random_state):
     """``(model, weights fingerprint)`` for an open_clip name and a weights choice."""
     if weights == "random":
-        with seeded(random_state) as seed_token:
+        with seeded_weights(random_state) as token:
             model = open_clip.create_model(spec, pretrained=None)
-        return model.float().eval(), f"random,{seed_token}"
+        return model.float().eval(), token
     if is_weights_file(weights):
-        pretrained, token = str(weights), f"file={digest(file_fingerprint(weights))}"
+        pretrained, token = str(weights), weights_path_token(weights)
     elif weights in (None, "DEFAULT"):
         if spec.startswith(("hf-hub:", "local-dir:")):
             pretrained, token = None, spec
@@ -264,7 +249,7 @@ def _open_clip_model(open_clip, spec, weights, random_state):
     else:
         raise TypeError(f"weights must be None, 'DEFAULT', 'random', a tag or a file, got {type(weights).__name__}")
     try:
-        with seeded(0):
+        with seeded_weights(0):
             model = open_clip.create_model(spec, pretrained=pretrained)
     except RuntimeError as exc:
         raise ValueError(f"open_clip could not build {spec!r} with weights {pretrained!r}: {exc}") from exc
@@ -290,16 +275,8 @@ def _open_clip_image(spec, image_size, random_state, weights):
             out_dim = int(module(torch.zeros(1, 3, size, size)).shape[-1])
     except RuntimeError as exc:
         raise ValueError(f"clip:{spec} does not take image_size={size} (its own is {own_size}): {exc}") from exc
-    backbone = ImageBackbone(
-        module=module,
-        out_dim=out_dim,
-        image_size=size,
-        mean=mean,
-        std=std,
-        trainable=weights == "random",
-        fingerprint=f"clip-image:{spec}|open_clip|weights={token}|size={size}|mean={mean}|std={std}",
-        channels_last=count_convs(visual) > 1,
-    )
     names = find_blocks(visual) or [f"layer{i}" for i in range(1, 5) if hasattr(visual, f"layer{i}")]  # ModifiedResNet
-    backbone.blocks = blocks_of(visual, names)
-    return backbone
+    return ImageBackbone.from_model(
+        module, family="clip", name=spec, weights=token, image_size=size, mean=mean, std=std, out_dim=out_dim,
+        trainable=weights == "random", options={"library": "open_clip"}, blocks=blocks_of(visual, names),
+    )

@@ -1,6 +1,6 @@
 """``timm:<model>`` image backbones: any model of PyTorch Image Models.
 
-The family is named ``"timm"`` in :data:`skmm.registry.image_encoders`;
+The family is named ``"timm"`` in :data:`skmm.registry.image_backbones`;
 ``"timm:convnext_tiny"`` builds ``timm.create_model("convnext_tiny", num_classes=0)``,
 whose forward already returns pooled features.  A pretrained tag may be part of the
 name (``"timm:resnet18.a1_in1k"``) or be given as ``weights``.
@@ -31,16 +31,15 @@ import difflib
 
 from torch import nn
 
-from ._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone
-from ._optional import (
+from .base import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone
+from .optional import (
     RANDOM_WEIGHTS,
-    count_convs,
-    file_fingerprint,
+    blocks_of,
     import_optional,
     is_weights_file,
     load_weights,
-    seeded,
-    blocks_of,
+    seeded_weights,
+    weights_token,
 )
 
 __all__ = ["image_backbone"]
@@ -65,7 +64,7 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
     Returns
     -------
     ImageBackbone
-        With an extra attribute ``blocks``: the model's stages, input to output.
+        Its ``blocks`` are the model's stages, input to output.
 
     Examples
     --------
@@ -77,7 +76,7 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
     name, pretrained = _resolve_name(timm, spec, weights)
     from_file = is_weights_file(weights)
 
-    with seeded(random_state if not (pretrained or from_file) else 0) as seed_token:
+    with seeded_weights(random_state if not (pretrained or from_file) else 0) as random_token:
         try:
             model = timm.create_model(name, pretrained=pretrained, num_classes=0, **backbone_kwargs)
         except TypeError as exc:
@@ -99,28 +98,12 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
     else:
         mean, std = IMAGENET_MEAN, IMAGENET_STD
 
-    if from_file:
-        weights_token = f"file={file_fingerprint(weights)}"
-    elif pretrained:
-        weights_token = f"pretrained:{model.pretrained_cfg.get('tag') or 'default'}"
-    else:
-        weights_token = f"random,{seed_token}"
-    model.eval()
-    backbone = ImageBackbone(
-        module=model,
-        out_dim=int(getattr(model, "head_hidden_size", None) or model.num_features),
-        image_size=size,
-        mean=mean,
-        std=std,
-        trainable=not (pretrained or from_file),
-        fingerprint=(
-            f"timm:{name}|weights={weights_token}|size={size}|mean={mean}|std={std}"
-            f"|kwargs={sorted(backbone_kwargs.items(), key=lambda kv: kv[0])}"
-        ),
-        channels_last=count_convs(model) > 1,
+    tag = f"pretrained:{model.pretrained_cfg.get('tag') or 'default'}" if pretrained else None
+    return ImageBackbone.from_model(
+        model, family="timm", name=name, weights=weights_token(weights, tag, random_token), image_size=size,
+        mean=mean, std=std, out_dim=int(getattr(model, "head_hidden_size", None) or model.num_features),
+        trainable=not (pretrained or from_file), options=backbone_kwargs, blocks=_blocks(model),
     )
-    backbone.blocks = _blocks(model)
-    return backbone
 
 
 def _resolve_name(timm, spec, weights):

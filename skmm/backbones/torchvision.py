@@ -1,6 +1,6 @@
 """``torchvision:<builder>`` image backbones: any torchvision classification model.
 
-The family is named ``"torchvision"`` in :data:`skmm.registry.image_encoders`;
+The family is named ``"torchvision"`` in :data:`skmm.registry.image_backbones`;
 ``"torchvision:resnet18"`` builds ``torchvision.models.get_model("resnet18")``
 with its classifier head removed, so the module returns pooled features.
 
@@ -26,16 +26,15 @@ import difflib
 
 from torch import nn
 
-from ._backbone import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone
-from ._optional import (
+from .base import IMAGENET_MEAN, IMAGENET_STD, ImageBackbone
+from .optional import (
     RANDOM_WEIGHTS,
-    count_convs,
-    file_fingerprint,
+    blocks_of,
     import_optional,
     is_weights_file,
     load_weights,
-    seeded,
-    blocks_of,
+    seeded_weights,
+    weights_token,
 )
 
 __all__ = ["image_backbone"]
@@ -63,7 +62,7 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
     Returns
     -------
     ImageBackbone
-        With an extra attribute ``blocks``: the model's stages, input to output.
+        Its ``blocks`` are the model's stages, input to output.
 
     Examples
     --------
@@ -81,7 +80,8 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
     else:
         size, mean, std = _default_size(tvm, spec), IMAGENET_MEAN, IMAGENET_STD
 
-    with seeded(random_state if enum is None and not is_weights_file(weights) else 0) as seed_token:
+    from_file = is_weights_file(weights)
+    with seeded_weights(random_state if enum is None and not from_file else 0) as random_token:
         model = _build(tvm, spec, enum, weights, backbone_kwargs)
         own_size = getattr(model, "image_size", None)  # ViTs fix their input size
         if isinstance(own_size, int):
@@ -95,32 +95,15 @@ def image_backbone(spec, *, image_size=None, random_state=None, weights=None, **
                         f"got image_size={image_size}"
                     )
     head_prefixes, out_dim = _strip_head(model, spec)
-    if is_weights_file(weights):
+    if from_file:
         load_weights(model, weights, ignore_prefixes=head_prefixes)
 
-    if enum is not None:
-        weights_token = f"{type(enum).__name__}.{enum.name}"
-    elif is_weights_file(weights):
-        weights_token = f"file={file_fingerprint(weights)}"
-    else:
-        weights_token = f"random,{seed_token}"
-    size = int(image_size) if image_size is not None else size
-    model.eval()
-    backbone = ImageBackbone(
-        module=model,
-        out_dim=out_dim,
-        image_size=size,
-        mean=mean,
-        std=std,
-        trainable=enum is None and not is_weights_file(weights),
-        fingerprint=(
-            f"torchvision:{spec}|weights={weights_token}|size={size}|mean={mean}|std={std}"
-            f"|kwargs={sorted(backbone_kwargs.items())}"
-        ),
-        channels_last=count_convs(model) > 1,
+    tag = None if enum is None else f"{type(enum).__name__}.{enum.name}"
+    return ImageBackbone.from_model(
+        model, family="torchvision", name=spec, weights=weights_token(weights, tag, random_token),
+        image_size=int(image_size) if image_size is not None else size, mean=mean, std=std, out_dim=out_dim,
+        trainable=enum is None and not from_file, options=backbone_kwargs, blocks=_blocks(model),
     )
-    backbone.blocks = _blocks(model)
-    return backbone
 
 
 def _check_builder(tvm, spec):

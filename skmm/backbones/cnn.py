@@ -1,16 +1,23 @@
 """Built-in image backbones: a small CNN trained from scratch, and raw pixels.
 
-Both are registered in :data:`skmm.registry.image_encoders`; pretrained families
-(torchvision, timm, Hugging Face, CLIP) live in their own modules.
+Both are registered in :data:`skmm.registry.image_backbones` as ``"cnn"`` and
+``"pixels"``; the pretrained families (torchvision, timm, Hugging Face, CLIP) live
+in their own modules.
+
+Examples
+--------
+>>> from skmm.backbones.cnn import cnn
+>>> bb = cnn(image_size=32, random_state=0, channels=(8, 16))
+>>> bb.out_dim, bb.image_size, bb.trainable, len(bb.blocks)
+(16, 32, True, 2)
 """
 
-import torch
 from torch import nn
 
-from ..utils.seeding import seeded
-from ..registry import image_encoders
-from ._backbone import ImageBackbone
-from ._utils import check_no_spec
+from ..registry import image_backbones
+from ._common import check_no_spec
+from .base import ImageBackbone
+from .optional import load_state_dict_file, seeded_weights, weights_path_token
 
 __all__ = ["SmallCNN", "cnn", "pixels"]
 
@@ -50,7 +57,7 @@ class SmallCNN(nn.Module):
         return self.pool(x).flatten(1)
 
 
-@image_encoders.register("cnn")
+@image_backbones.register("cnn")
 def cnn(spec=None, *, image_size=None, random_state=None, weights=None, channels=(32, 64, 128, 128)):
     """A small CNN (:class:`SmallCNN`), randomly initialised from ``random_state``.
 
@@ -62,45 +69,26 @@ def cnn(spec=None, *, image_size=None, random_state=None, weights=None, channels
     channels = tuple(int(c) for c in channels)
     if not channels or min(channels) < 1:
         raise ValueError(f"cnn channels must be positive integers, got {channels!r}")
-    with seeded(random_state) as tag:  # "seed=<n>", or unique when unseeded: never cached
+    with seeded_weights(random_state) as token:  # None when unseeded: never cached
         module = SmallCNN(channels)
     if weights is not None:
-        module.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        tag = f"weights={weights}"
-    size = 64 if image_size is None else int(image_size)
-    backbone = ImageBackbone(
-        module=module,
-        out_dim=module.out_dim,
-        image_size=size,
-        mean=(0.5, 0.5, 0.5),
-        std=(0.25, 0.25, 0.25),
-        trainable=True,
-        fingerprint=f"cnn|channels={channels}|size={size}|{tag}",
+        module.load_state_dict(load_state_dict_file(weights))
+        token = weights_path_token(weights)
+    return ImageBackbone.from_model(
+        module, family="cnn", name=None, weights=token, image_size=64 if image_size is None else int(image_size),
+        mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), out_dim=module.out_dim, trainable=True,
+        options={"channels": channels}, blocks=list(module.blocks), channels_last=False,
     )
-    backbone.blocks = list(module.blocks)
-    return backbone
 
 
-class _Flatten(nn.Module):
-    def forward(self, x):
-        return x.flatten(1)
-
-
-@image_encoders.register("pixels")
+@image_backbones.register("pixels")
 def pixels(spec=None, *, image_size=None, random_state=None, weights=None):
     """Resized RGB pixels in [0, 1], flattened: the baseline every model must beat."""
     check_no_spec("pixels", spec)
     if weights is not None:
-        raise ValueError("the 'pixels' backbone has no weights; got weights=%r" % (weights,))
+        raise ValueError(f"the 'pixels' backbone has no weights; got weights={weights!r}")
     size = 16 if image_size is None else int(image_size)
-    backbone = ImageBackbone(
-        module=_Flatten(),
-        out_dim=3 * size * size,
-        image_size=size,
-        mean=(0.0, 0.0, 0.0),
-        std=(1.0, 1.0, 1.0),
-        trainable=False,
-        fingerprint=f"pixels|size={size}",
+    return ImageBackbone.from_model(
+        nn.Flatten(), family="pixels", name=None, weights="none", image_size=size, mean=(0.0, 0.0, 0.0),
+        std=(1.0, 1.0, 1.0), out_dim=3 * size * size, trainable=False,
     )
-    backbone.blocks = []
-    return backbone

@@ -1,14 +1,14 @@
-"""Support for the backbone families that live in optional libraries.
+"""What the pretrained families (torchvision, timm, hf, clip, st) share.
 
-Each family module (:mod:`skmm.encoders.torchvision`, ``.timm``, ``.hf``,
-``.clip``, ``.sentence_transformers``) imports its library through
-:func:`import_optional`, so a missing library becomes an ImportError that names the
-pip extra to install.  The other helpers here are what every family needs the same
-way: seeded random initialisation that leaves the global RNG alone, fingerprints of
-local weight files, strict keyword checking and the search for a model's blocks.
+Each family module imports its library through :func:`import_optional`, so a
+missing library becomes an ImportError that names the pip extra to install.  The
+other helpers are what every family needs the same way: seeded random
+initialisation that leaves the global RNG alone and says whether it can be
+reproduced, the identity of local weight files, loading them with
+``weights_only=True``, and the search for a model's blocks.
 """
 
-import hashlib
+import contextlib
 import importlib
 import os
 from pathlib import Path
@@ -16,12 +16,27 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..utils.seeding import seed_of, seeded  # noqa: F401  (used by the family modules)
+from ..utils.seeding import seed_of, seeded
+from ._common import digest
 
-__all__ = ["import_optional"]
+__all__ = [
+    "RANDOM_WEIGHTS",
+    "blocks_of",
+    "find_blocks",
+    "import_optional",
+    "is_weights_file",
+    "load_state_dict_file",
+    "load_weights",
+    "seeded_weights",
+    "weights_path_token",
+    "weights_token",
+]
 
 #: The ``weights`` values that ask for a randomly initialised network.
 RANDOM_WEIGHTS = (None, "random")
+
+#: Files that make a model directory what it is (weights, configs, vocabularies).
+_MODEL_FILE_SUFFIXES = {".json", ".safetensors", ".bin", ".pt", ".pth", ".txt", ".model"}
 
 
 def import_optional(module_name, extra):
@@ -52,11 +67,28 @@ def import_optional(module_name, extra):
         ) from exc
 
 
-def check_no_kwargs(family, spec, kwargs):
-    """Raise a TypeError naming keyword arguments a family does not take."""
-    if kwargs:
-        names = ", ".join(sorted(kwargs))
-        raise TypeError(f"{family}:{spec} got unexpected backbone argument(s): {names}")
+@contextlib.contextmanager
+def seeded_weights(random_state):
+    """Run a random initialisation seeded from ``random_state``; torch's global RNG is left alone.
+
+    Yields the weights token for :func:`skmm.backbones.base.fingerprint_of`:
+    ``"random,seed=<n>"`` when ``random_state`` fixes the weights (an int), ``None``
+    otherwise, so that unreproducible weights are never cached.
+
+    Examples
+    --------
+    >>> with seeded_weights(7) as token:
+    ...     pass
+    >>> token
+    'random,seed=7'
+    >>> with seeded_weights(None) as token:
+    ...     pass
+    >>> token is None
+    True
+    """
+    seed, reproducible = seed_of(random_state)
+    with seeded(seed):
+        yield f"random,seed={seed}" if reproducible else None
 
 
 def is_weights_file(weights):
@@ -64,23 +96,35 @@ def is_weights_file(weights):
     return isinstance(weights, (str, os.PathLike)) and Path(weights).is_file()
 
 
-def file_fingerprint(path):
-    """``path|size|mtime`` of a file, or of the weight/config files of a directory."""
+def weights_path_token(path):
+    """The weights token of a local file or model directory: its identity on disk.
+
+    A file gives ``file=<path>|<size>|<mtime>``; a directory gives ``dir=<digest>``
+    over the path, size and mtime of its model files (weights, configs,
+    vocabularies), sub-directories included.
+    """
     path = Path(path).resolve()
     if path.is_file():
         stat = path.stat()
-        return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        return f"file={path}|{stat.st_size}|{stat.st_mtime_ns}"
     parts = [str(path)]
-    for child in sorted(path.iterdir()):
-        if child.is_file() and child.suffix in {".json", ".safetensors", ".bin", ".pt", ".pth", ".txt", ".model"}:
+    for child in sorted(path.rglob("*")):
+        if child.is_file() and child.suffix in _MODEL_FILE_SUFFIXES:
             stat = child.stat()
-            parts.append(f"{child.name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
+            parts.append(f"{child.relative_to(path)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return f"dir={digest(parts)}"
 
 
-def digest(*parts):
-    """A short stable hash of ``parts``, for long fingerprints."""
-    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()[:16]
+def weights_token(weights, pretrained, random_token):
+    """The weights token of a family with three sources of weights.
+
+    A local file (``weights`` names one) gives its identity on disk
+    (:func:`weights_path_token`); else ``pretrained``, the tag of library weights,
+    when not None; else ``random_token`` from :func:`seeded_weights`.
+    """
+    if is_weights_file(weights):
+        return weights_path_token(weights)
+    return pretrained if pretrained is not None else random_token
 
 
 def load_state_dict_file(path):
@@ -122,14 +166,6 @@ def load_weights(module, path, ignore_prefixes=()):
         )
 
 
-def count_convs(module):
-    return sum(isinstance(m, nn.Conv2d) for m in module.modules())
-
-
-def _has_params(module):
-    return any(True for _ in module.parameters())
-
-
 def find_blocks(module):
     """Dotted names of a model's repeated blocks, input to output.
 
@@ -150,7 +186,7 @@ def find_blocks(module):
     return [] if best is None else [f"{best}.{name}" for name, _ in module.get_submodule(best).named_children()]
 
 
-_NORMS = (nn.modules.batchnorm._BatchNorm, nn.LayerNorm, nn.GroupNorm)
+_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm, nn.LayerNorm, nn.GroupNorm)
 
 
 def blocks_of(model, names):
@@ -162,4 +198,4 @@ def blocks_of(model, names):
     the last n blocks leaves it as it was.
     """
     blocks = [model.get_submodule(n) for n in names]
-    return [m for m in blocks if _has_params(m) and not isinstance(m, _NORMS)]
+    return [m for m in blocks if any(True for _ in m.parameters()) and not isinstance(m, _NORMS)]
