@@ -99,7 +99,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from benchmarks._report import command_line, write_section  # noqa: E402
+from benchmarks.report import command_line, write_section  # noqa: E402
 from skmm import FusionClassifier, ImageEncoder, TextEncoder  # noqa: E402
 from skmm.utils.device import autocast  # noqa: E402
 from skmm.backbones.cnn import SmallCNN  # noqa: E402

@@ -159,7 +159,7 @@ def skmm_end_to_end(device, n_images, image_size, epochs, bert_dir, workdir):
         seen = probe.take()
         probe.handle.remove()
         bf16 = uses_bf16(enc.device_, precision)
-        want = (torch.device(enc.device_).type, torch.bfloat16 if bf16 else torch.float32, enc._channels_last)
+        want = (torch.device(enc.device_).type, torch.bfloat16 if bf16 else torch.float32, enc.channels_last_)
         assert seen == {want}, f"precision={precision!r}: convolutions ran as {seen}, expected {want}"
         checks.append(f"ImageEncoder(precision={precision!r}) on {enc.device_}: first convolution "
                       f"{want[1]}, channels_last input {want[2]}")
@@ -262,9 +262,10 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     if args.out:
+        from benchmarks.report import write_section
+
         command = "python benchmarks/gpu.py " + " ".join(argv if argv is not None else sys.argv[1:])
-        with open(args.out, "a") as f:
-            f.write(f"\n## GPU backbones\n\n`{command.strip()}`\n\n{table}\n")
+        write_section("gpu", f"## GPU backbones\n\n`{command.strip()}`\n\n{table}", path=args.out)
     return 0
 
 

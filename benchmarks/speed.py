@@ -665,7 +665,7 @@ def main(argv=None):
     markdown, verdicts = build_markdown(args, results, started, load_before, time.perf_counter() - t0)
     print(markdown)
     if not args.no_write:
-        from _report import write_section
+        from benchmarks.report import write_section
 
         write_section("speed", markdown)
     return verdicts

@@ -6,7 +6,7 @@ import torch
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.cache import get_cache
-from skmm.estimators import WarmupCosine
+from skmm.fusion.training import WarmupCosine
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("torchvision")

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import skmm.fusion  # noqa: F401  (registers the built-in fusions)
-from skmm.fusion.modules import find_modality
+from skmm.fusion import find_modality
 from skmm.registry import UnknownNameError, fusions
 
 DIM = 8

@@ -64,15 +64,15 @@ def test_bf16_image_embeddings_are_close_to_float32_and_cached_apart(shapes_df):
     # Each precision is answered from its own entry afterwards.
     np.testing.assert_array_equal(fp32.transform(paths), a)
     np.testing.assert_array_equal(bf16.transform(paths), b)
-    assert ImageEncoder("cnn", image_size=32, random_state=0, precision="float32").fit(paths)._fingerprint() \
-        == fp32._fingerprint()
+    assert ImageEncoder("cnn", image_size=32, random_state=0, precision="float32").fit(paths).fingerprint() \
+        == fp32.fingerprint()
 
 
 def test_bf16_runs_conv_backbones_channels_last_on_cpu(shapes_df):
     paths = shapes_df["image_path"][:4]
     bf16 = ImageEncoder("timm:resnet18", image_size=32, precision="bfloat16", random_state=0).fit(paths)
     fp32 = ImageEncoder("timm:resnet18", image_size=32, random_state=0).fit(paths)
-    assert bf16._channels_last and not fp32._channels_last
+    assert bf16.channels_last_ and not fp32.channels_last_
     a, b = fp32.transform(paths), bf16.transform(paths)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cos.min() > 0.99

@@ -120,11 +120,16 @@ def test_on_error_policies_end_to_end(frame, bad_files):
     assert not [m for m in _messages(record) if "could not be loaded" in m]
     assert clf.encoders_["image"].on_error == "ignore"
 
-    # None keeps the encoder's own setting; a setting on the classifier overrides it.
+    # One rule for every setting passed down: the encoder's own value wins; its None
+    # takes the classifier's (and None on both means "raise").
     with pytest.warns(UserWarning, match=r"2 images.*row 'p3'.*row 'p9'"):
         fast(image=ImageEncoder("pixels", image_size=12, on_error="warn"), on_error=None).fit(broken, y)
-    with pytest.raises(ValueError, match="row 'p3', column 'image_path'"):
+    with pytest.warns(UserWarning, match=r"2 images.*row 'p3'.*row 'p9'"):
         fast(image=ImageEncoder("pixels", image_size=12, on_error="warn"), on_error="raise").fit(broken, y)
+    with pytest.warns(UserWarning, match=r"2 images.*row 'p3'.*row 'p9'"):
+        fast(image=ImageEncoder("pixels", image_size=12), on_error="warn").fit(broken, y)
+    with pytest.raises(ValueError, match="row 'p3', column 'image_path'"):
+        fast(image=ImageEncoder("pixels", image_size=12), on_error=None).fit(broken, y)
 
     # The default raises at predict time too, naming the row of the new X.
     clf = fast(max_epochs=1).fit(X, y)
@@ -288,7 +293,7 @@ def test_modality_dropout_inside_a_fitted_classifier(shapes_df):
     assert module.modality_dropout == 0.5
     # predict runs the network in eval mode: nothing is hidden, nothing random
     np.testing.assert_array_equal(clf.predict_proba(df), clf.predict_proba(df))
-    data = {k: torch.as_tensor(v) for k, v in clf._inputs(df).items()}
+    data = {k: torch.as_tensor(v) for k, v in clf.model_inputs(df).items()}
     module.train()
     try:
         with torch.no_grad():

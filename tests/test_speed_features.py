@@ -17,7 +17,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-import skmm.encoders.base as encoders_base
+import skmm.encoders.image as image_encoder
+from skmm.encoders import BaseEncoder
 import skmm.io.images as images
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.cache import get_cache
@@ -133,13 +134,13 @@ def test_disk_cache_is_shared_across_processes(shapes_df, tmp_path):
 def test_pipeline_memory_skips_the_second_fit(shapes_df, tmp_path, monkeypatch):
     df = shapes_df
     fits = []
-    original_fit = encoders_base._BaseEncoder.fit
+    original_fit = BaseEncoder.fit
 
     def counting_fit(self, X, y=None):
         fits.append(type(self).__name__)
         return original_fit(self, X, y)
 
-    monkeypatch.setattr(encoders_base._BaseEncoder, "fit", counting_fit)
+    monkeypatch.setattr(BaseEncoder, "fit", counting_fit)
 
     def pipeline():
         features = make_column_transformer(
@@ -228,7 +229,7 @@ def test_transform_streams_a_bounded_number_of_decoded_batches(tmp_path, monkeyp
         return original_getitem(self, i)
 
     monkeypatch.setattr(images.ImageFolderDataset, "__getitem__", counting_getitem)
-    original_stream = encoders_base.load_images_parallel
+    original_stream = image_encoder.load_images_parallel
 
     def peak_pixels_alive(n):
         """Most decoded images alive at once: yielded but not freed, or decoded ahead of the consumer."""
@@ -246,7 +247,7 @@ def test_transform_streams_a_bounded_number_of_decoded_batches(tmp_path, monkeyp
                 peak[0] = max(peak[0], ahead + (alive[0] - 1) * batch_size)
                 yield start, pixels, present
 
-        monkeypatch.setattr(encoders_base, "load_images_parallel", watched)
+        monkeypatch.setattr(image_encoder, "load_images_parallel", watched)
         enc = ImageEncoder("pixels", image_size=8, batch_size=batch_size, num_workers=num_workers, cache=False)
         features = enc.fit_transform([str(path)] * n)
         assert features.shape == (n, 3 * 8 * 8)

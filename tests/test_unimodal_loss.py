@@ -129,7 +129,7 @@ def test_fitted_model_predicts_and_the_auxiliary_heads_learned_the_task(shapes_d
     assert clf.score(df, df["label"]) > 0.9
     # each modality's own head classifies alone
     module = clf.net_.module_.eval()
-    data = {k: torch.as_tensor(v) for k, v in clf._inputs(df).items()}
+    data = {k: torch.as_tensor(v) for k, v in clf.model_inputs(df).items()}
     with torch.no_grad():
         per = module.fusion.modality_logits(module.embed(**data))
     y = np.searchsorted(clf.classes_, df["label"])

@@ -1,11 +1,13 @@
-"""Encoders: the scikit-learn transformers that run a backbone over a column.
+"""Encoders: scikit-learn transformers over a backbone (:mod:`skmm.backbones`).
 
-:class:`ImageEncoder` reads image files, :class:`TextEncoder` reads texts; both
-turn them into features with a backbone from :mod:`skmm.backbones` (cached when
-frozen), or hand the backbone to :class:`skmm.FusionClassifier` as a trainable
-branch.
+Each is usable alone in any Pipeline or ColumnTransformer, and hands a fusion
+network a :class:`Branch` (:meth:`ImageEncoder.as_branch`) inside
+:class:`skmm.FusionClassifier`.
 """
 
-from .base import ImageEncoder, TextEncoder
+from .base import BaseEncoder
+from .branch import Branch
+from .image import ImageEncoder
+from .text import TextEncoder
 
-__all__ = ["ImageEncoder", "TextEncoder"]
+__all__ = ["BaseEncoder", "Branch", "ImageEncoder", "TextEncoder"]

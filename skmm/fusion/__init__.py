@@ -1,3 +1,8 @@
-"""Fusion modules (registered by name) and the FusionNet that joins encoders, fusion and head."""
+"""Fusion modules (registered by name), the FusionNet that joins branches, fusion and
+head, and how it is trained (:mod:`skmm.fusion.training`)."""
 
-from . import modules  # noqa: F401  (registers the built-in fusions)
+from . import modules, multiplicative  # noqa: F401  (register the built-in fusions)
+from .base import Fusion, find_modality, register_fusion
+from .net import FusionNet
+
+__all__ = ["Fusion", "FusionNet", "find_modality", "register_fusion"]

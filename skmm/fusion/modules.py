@@ -33,140 +33,19 @@ torch.Size([4, 8])
 >>> fusion.out_dim
 8
 """
-
-import inspect
 import math
 import numbers
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from ..registry import fusions
+from .base import Fusion, find_modality, register_fusion
 
-__all__ = [
-    "Fusion",
-    "find_modality",
-    "ConcatFusion",
-    "SumFusion",
-    "GatedFusion",
-    "AttentionFusion",
-    "BilinearFusion",
-    "TensorFusion",
-    "FiLMFusion",
-    "LateFusion",
-    "ImageOnly",
-    "TextOnly",
-]
+__all__ = ["AttentionFusion", "ConcatFusion", "GatedFusion", "ImageOnly", "LateFusion", "SumFusion", "TextOnly"]
 
 
-def find_modality(modalities, role):
-    """Index of the modality that plays ``role`` ("image", "text"), or None.
-
-    A modality whose name is ``role`` wins; otherwise the first one whose name
-    contains it (``"imageencoder"`` from a ColumnTransformer prefix).  Names are
-    compared case-insensitively.
-
-    Examples
-    --------
-    >>> find_modality(["textencoder", "imageencoder"], "image")
-    1
-    >>> find_modality(["numeric"], "text") is None
-    True
-    """
-    names = [name.lower() for name in modalities]
-    if role in names:
-        return names.index(role)
-    return next((i for i, name in enumerate(names) if role in name), None)
-
-
-def _as_int(value):
-    # numpy integers (from a parameter grid, len(classes_)) would leak into out_dim
-    return int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
-
-
-def _register(name):
-    """Register a fusion class under ``name`` behind a factory that checks options.
-
-    The factory rejects an unknown option with a TypeError that names it and the
-    options the fusion knows, instead of Python's bare "unexpected keyword".
-    """
-
-    def decorator(cls):
-        known = sorted(
-            p.name for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
-        )
-
-        def factory(modalities, dim, n_classes, **options):
-            unknown = sorted(set(options) - set(known))
-            if unknown:
-                raise TypeError(
-                    f"fusion {name!r} got unknown option(s) {unknown}; "
-                    f"it accepts {known if known else 'no options'}"
-                )
-            return cls(modalities, _as_int(dim), _as_int(n_classes), **options)
-
-        factory.__name__ = factory.__qualname__ = f"make_{name}_fusion"
-        factory.__doc__ = f"Build a :class:`{cls.__name__}` (fusion {name!r})."
-        factory.fusion_class = cls
-        fusions.register(name, factory)
-        cls.fusion_name = name
-        return cls
-
-    return decorator
-
-
-class Fusion(nn.Module):
-    """Base class of fusion modules: validates and stores ``modalities`` and ``dim``.
-
-    Subclasses set ``out_dim`` and implement ``forward(zs)``; ``produces_logits``
-    is True only for a fusion whose output already is class logits.
-
-    Two hooks serve FusionClassifier's ``unimodal_loss`` (uni-modal auxiliary
-    losses): :attr:`used_modalities` lists the positions of the modalities the
-    output depends on (all of them, except in the single-modality ablations), and
-    a fusion that already has a class head per modality (``late``) returns those
-    heads' logits from ``modality_logits(zs)`` and fuses them with
-    ``combine(logits)``; other fusions get separate auxiliary heads from FusionNet.
-    """
-
-    produces_logits = False
-    modality_logits = None  # fusions with a class head per modality define modality_logits(zs) and combine(logits)
-
-    @property
-    def used_modalities(self):
-        """Positions (in ``modalities``) of the modalities the output depends on."""
-        return list(range(self.n_modalities))
-
-    def __init__(self, modalities, dim, n_classes=None):
-        super().__init__()
-        if isinstance(modalities, str) or not all(isinstance(m, str) for m in modalities):
-            raise TypeError(f"modalities must be a list of names, got {modalities!r}")
-        modalities = list(modalities)
-        if not modalities:
-            raise ValueError("a fusion needs at least one modality, got []")
-        if len(set(modalities)) != len(modalities):
-            raise ValueError(f"modality names must be distinct, got {modalities}")
-        if isinstance(dim, bool) or not isinstance(dim, numbers.Integral) or dim < 1:
-            raise ValueError(f"dim must be a positive int, got {dim!r}")
-        self.modalities = modalities
-        self.dim = int(dim)
-        self.n_classes = n_classes
-
-    @property
-    def n_modalities(self):
-        return len(self.modalities)
-
-    def _check(self, zs):
-        if len(zs) != self.n_modalities:
-            raise ValueError(f"expected {self.n_modalities} inputs for modalities {self.modalities}, got {len(zs)}")
-
-    def extra_repr(self):
-        return f"modalities={self.modalities}, dim={self.dim}, out_dim={self.out_dim}"
-
-
-@_register("concat")
+@register_fusion("concat")
 class ConcatFusion(Fusion):
     """Early fusion: concatenate the modalities; ``out_dim = M * dim``."""
 
@@ -179,7 +58,7 @@ class ConcatFusion(Fusion):
         return torch.cat(list(zs), dim=1)
 
 
-@_register("sum")
+@register_fusion("sum")
 class SumFusion(Fusion):
     """Elementwise sum of the modalities; ``out_dim = dim``."""
 
@@ -192,7 +71,7 @@ class SumFusion(Fusion):
         return torch.stack(list(zs)).sum(dim=0)
 
 
-@_register("gated")
+@register_fusion("gated")
 class GatedFusion(Fusion):
     """Gated Multimodal Unit (Arevalo et al., "Gated Multimodal Units for
     Information Fusion", ICLR workshop 2017).
@@ -230,7 +109,7 @@ class GatedFusion(Fusion):
         return (gates * hs).sum(dim=1)
 
 
-@_register("attention")
+@register_fusion("attention")
 class AttentionFusion(Fusion):
     """Self-attention over modality tokens, in the manner of multimodal
     transformers (Vaswani et al. 2017; e.g. Nagrani et al., "Attention
@@ -286,144 +165,7 @@ class AttentionFusion(Fusion):
         return (weights.unsqueeze(-1) * tokens).sum(dim=1)
 
 
-def _signed_sqrt(x, eps=1e-8):
-    # sign(x) * sqrt(|x|) has an infinite slope at 0 (NaN gradients through
-    # sqrt(relu(x))); eps bounds it.
-    return torch.sign(x) * torch.sqrt(x.abs() + eps)
-
-
-@_register("bilinear")
-class BilinearFusion(Fusion):
-    """Multi-modal Factorized Bilinear pooling, MFB (Yu et al., "Multi-modal
-    Factorized Bilinear Pooling with Co-Attention Learning for Visual Question
-    Answering", ICCV 2017).
-
-    Each modality is projected to ``factor * output_dim`` features, the
-    projections are multiplied elementwise (a rank-``factor`` bilinear form for
-    two modalities, multilinear for more), sum-pooled over windows of
-    ``factor``, then power-normalised (signed square root) and L2-normalised.
-    A single modality goes through the same steps: projection, pooling,
-    normalisation.
-
-    Parameters
-    ----------
-    factor : int, default=5
-        ``k`` in the paper, the rank of each output's bilinear form.
-    output_dim : int, optional
-        ``o`` in the paper; ``dim`` by default.
-    dropout : float, default=0.1
-        Applied to the product before pooling, as in the paper.
-    """
-
-    def __init__(self, modalities, dim, n_classes=None, *, factor=5, output_dim=None, dropout=0.1):
-        super().__init__(modalities, dim, n_classes)
-        self.factor = int(factor)
-        self.out_dim = dim if output_dim is None else int(output_dim)
-        self.projections = nn.ModuleList(nn.Linear(dim, self.factor * self.out_dim) for _ in self.modalities)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, zs):
-        self._check(zs)
-        product = self.projections[0](zs[0])
-        for projection, z in zip(self.projections[1:], zs[1:]):
-            product = product * projection(z)
-        pooled = self.dropout(product).view(-1, self.out_dim, self.factor).sum(dim=2)
-        return F.normalize(_signed_sqrt(pooled), dim=1)
-
-
-@_register("tensor")
-class TensorFusion(Fusion):
-    """Tensor Fusion Network (Zadeh et al., "Tensor Fusion Network for Multimodal
-    Sentiment Analysis", EMNLP 2017).
-
-    Each modality is reduced linearly to ``rank_i`` features, a constant 1 is
-    appended to each, and the outer product of all of them is flattened: it
-    holds every unimodal feature, every bimodal product, and so on up to the
-    M-way products.  ``out_dim = prod(rank_i + 1)``; nothing follows.
-
-    Parameters
-    ----------
-    rank : int or sequence of int, optional
-        Width of each reduced modality.  By default 16, lowered for M >= 3 until
-        ``(rank + 1) ** M <= max_features`` (16 for 3 modalities, 7 for 4).
-    max_features : int, default=5000
-        The bound used to choose the default ``rank``.
-    """
-
-    def __init__(self, modalities, dim, n_classes=None, *, rank=None, max_features=5000):
-        super().__init__(modalities, dim, n_classes)
-        m = self.n_modalities
-        if rank is None:
-            rank = 16
-            while rank > 1 and (rank + 1) ** m > max_features:
-                rank -= 1
-        ranks = [int(rank)] * m if isinstance(rank, numbers.Integral) else [int(r) for r in rank]
-        if len(ranks) != m or min(ranks) < 1:
-            raise ValueError(f"fusion 'tensor': rank must be a positive int or one per modality, got {rank!r}")
-        self.ranks = ranks
-        self.out_dim = math.prod(r + 1 for r in ranks)
-        self.reductions = nn.ModuleList(nn.Linear(dim, r) for r in ranks)
-
-    def forward(self, zs):
-        self._check(zs)
-        out = None
-        for reduce, z in zip(self.reductions, zs):
-            z = reduce(z)
-            z = torch.cat([z, z.new_ones(len(z), 1)], dim=1)
-            out = z if out is None else (out.unsqueeze(2) * z.unsqueeze(1)).flatten(1)
-        return out
-
-
-@_register("film")
-class FiLMFusion(Fusion):
-    """Feature-wise Linear Modulation (Perez et al., "FiLM: Visual Reasoning with
-    a General Conditioning Layer", AAAI 2018).
-
-    The image modality (the first modality when none is named like one) is
-    modulated by the others concatenated, ``cond``:
-    ``gamma, beta = Linear(cond)`` and ``film = (1 + gamma) * z_image + beta``.
-    Writing the scale as ``1 + gamma`` starts it near the identity, as the paper
-    recommends, without special initialisation.
-
-    FiLM alone lets the head see the conditioning modalities only through how
-    they modulate the image; when a conditioning modality is informative by
-    itself that is a loss, so by default a linear projection of ``cond`` is
-    concatenated: ``out = [film, Linear(cond)]``, ``out_dim = 2 * dim``.  With
-    ``concat_condition=False`` ``out = film`` and ``out_dim = dim``.  With a
-    single modality there is nothing to condition on: ``out = z``.
-
-    Parameters
-    ----------
-    concat_condition : bool, default=True
-    """
-
-    def __init__(self, modalities, dim, n_classes=None, *, concat_condition=True):
-        super().__init__(modalities, dim, n_classes)
-        found = find_modality(self.modalities, "image")
-        self.target = 0 if found is None else found
-        cond_dim = (self.n_modalities - 1) * dim
-        if cond_dim:
-            self.film = nn.Linear(cond_dim, 2 * dim)
-            self.condition = nn.Linear(cond_dim, dim) if concat_condition else None
-            self.out_dim = 2 * dim if concat_condition else dim
-        else:
-            self.film = self.condition = None
-            self.out_dim = dim
-
-    def forward(self, zs):
-        self._check(zs)
-        z = zs[self.target]
-        if self.film is None:
-            return z
-        cond = torch.cat([c for i, c in enumerate(zs) if i != self.target], dim=1)
-        gamma, beta = self.film(cond).chunk(2, dim=1)
-        out = (1 + gamma) * z + beta
-        if self.condition is None:
-            return out
-        return torch.cat([out, self.condition(cond)], dim=1)
-
-
-@_register("late")
+@register_fusion("late")
 class LateFusion(Fusion):
     """Late fusion: a classifier head per modality, logits averaged with learned weights.
 
@@ -511,14 +253,14 @@ class _SingleModality(Fusion):
         return zs[self.index]
 
 
-@_register("image")
+@register_fusion("image")
 class ImageOnly(_SingleModality):
     """Ablation: the image modality alone (see :func:`find_modality`); ``out_dim = dim``."""
 
     role = "image"
 
 
-@_register("text")
+@register_fusion("text")
 class TextOnly(_SingleModality):
     """Ablation: the text modality alone (see :func:`find_modality`); ``out_dim = dim``."""
 

@@ -5,33 +5,37 @@ import os
 import numpy as np
 import pandas as pd
 
-__all__ = ["IMAGE_EXTENSIONS", "detect_columns", "is_text_column", "looks_like_image_paths"]
+__all__ = ["IMAGE_EXTENSIONS", "detect_columns", "is_text_column", "looks_like_image_paths", "same_as_target"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2", ".ico")
 _SAMPLE = 50  # values inspected per column: detection must stay cheap on big tables
 
 
 def is_text_column(series):
-    """Object/string columns whose non-missing values are (mostly) strings."""
+    """Object/string columns whose non-missing values are (mostly) strings or paths (``pathlib.Path``)."""
     if not (series.dtype == object or pd.api.types.is_string_dtype(series.dtype)):
         return False
     values = series.dropna()
     if len(values) == 0:
         return False
     sample = values.iloc[:_SAMPLE]
-    return sum(isinstance(v, str) for v in sample) >= 0.5 * len(sample)
+    return sum(isinstance(v, (str, os.PathLike)) for v in sample) >= 0.5 * len(sample)
 
 
 def looks_like_image_paths(series):
     """Whether a string column holds image file paths (an image extension or an existing image file)."""
-    values = [v for v in series.dropna().iloc[:_SAMPLE] if isinstance(v, str) and v.strip()]
+    values = [
+        os.fspath(v) if isinstance(v, os.PathLike) else v for v in series.dropna().iloc[:_SAMPLE]
+    ]
+    values = [v for v in values if isinstance(v, str) and v.strip()]
     if not values:
         return False
     hits = sum(v.lower().endswith(IMAGE_EXTENSIONS) or (len(v) < 4096 and os.path.isfile(v) and "\n" not in v) for v in values)
     return hits >= 0.8 * len(values)
 
 
-def _same_as_target(series, y):
+def same_as_target(series, y):
+    """Whether ``series`` equals the target ``y`` (a label kept inside X, never a feature)."""
     if y is None:
         return False
     try:
@@ -70,7 +74,7 @@ def detect_columns(X, image_col=None, text_col=None, y=None):
         raise ValueError(f"image_col and text_col name the same column {image_col!r}")
     named = {image_col, text_col} - {None}
     candidates = [
-        c for c in columns if c not in named and is_text_column(X[c]) and not _same_as_target(X[c], y)
+        c for c in columns if c not in named and is_text_column(X[c]) and not same_as_target(X[c], y)
     ]
     if image_col is None:
         images = [c for c in candidates if looks_like_image_paths(X[c])]

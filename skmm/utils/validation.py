@@ -70,14 +70,15 @@ def check_number(name, value, *, low=None, high=None, low_open=False, high_open=
     if ok and high is not None:
         ok = value < high if high_open else value <= high
     if not ok:
-        bounds = ""
         if low is not None and high is not None:
-            bounds = f" in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
+            what = f"in {'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
         elif low is not None:
-            bounds = f" {'>' if low_open else '>='} {low}"
+            what = f"a finite number {'>' if low_open else '>='} {low}"
         elif high is not None:
-            bounds = f" {'<' if high_open else '<='} {high}"
-        raise ValueError(f"{name} must be a finite number{bounds}{' or None' if allow_none else ''}, got {value!r}")
+            what = f"a finite number {'<' if high_open else '<='} {high}"
+        else:
+            what = "a finite number"
+        raise ValueError(f"{name} must be {what}{' or None' if allow_none else ''}, got {value!r}")
     return value
 
 

@@ -1,0 +1,285 @@
+"""ImageEncoder: image files (or image arrays) to feature vectors, through a registered backbone."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.validation import validate_data
+
+from .. import cache as _cache
+from ..backbones import Normalize
+from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, load_images_parallel, resolve_num_workers
+from ..io.images.decode import RESIZE_MODES
+from ..registry import image_backbones
+from ..utils.validation import check_int, check_on_error, check_option
+from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
+
+__all__ = ["ImageEncoder"]
+
+
+class ImageEncoder(BaseEncoder):
+    """Turn image files (or image arrays) into feature vectors with a registered backbone.
+
+    Parameters
+    ----------
+    backbone : str, default="cnn"
+        A name in :data:`skmm.registry.image_backbones`: ``"cnn"`` (a small CNN,
+        randomly initialised from ``random_state``; trained end to end inside
+        FusionClassifier), ``"pixels"`` (resized pixels), or a family-prefixed name
+        such as ``"torchvision:resnet18"``, ``"timm:convnext_tiny"``, ``"hf:<dir>"``.
+    weights : str or None, default=None
+        Weights for the backbone: a name its family knows (``"DEFAULT"``,
+        ``"IMAGENET1K_V1"``) or a local file.  None means random initialisation
+        for ``cnn``, ``torchvision:`` and ``timm:``, and the checkpoint the name
+        points to for ``hf:`` and ``clip:`` (see docs/pretrained.md).
+    image_size : int or None, default=None
+        Side of the square images the backbone sees; None takes the backbone's own.
+    resize : {"pad", "stretch", "crop"}, default="pad"
+        How images are fitted into the square: letterboxed on white, stretched, or
+        centre-cropped.
+    trainable : "auto", bool or "last:<n>", default="auto"
+        Inside FusionClassifier: whether the backbone learns end to end ("auto"
+        lets the backbone decide: nets trained from scratch do, pretrained ones
+        stay frozen), or only its last n blocks do.  Standalone transforms never
+        train.
+    batch_size : int, default=64
+        Images per forward pass.
+    num_workers : "auto" or int, default="auto"
+        DataLoader worker processes decoding and resizing images while the
+        model runs; 0 decodes in this process.  "auto" is
+        ``min(4, cores available)``, and 0 when one core is available, when the
+        images fit in one batch, or inside a worker of a process pool (a
+        GridSearchCV with ``n_jobs``); see
+        :func:`skmm.io.images.resolve_num_workers`.  Workers run one torch
+        thread each and decode at most two batches ahead of the model, so the
+        decoded pixels alive at once do not grow with the number of images.
+    device : str, default="auto"
+        "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of the forward pass: "auto" is bf16 autocast on CUDA and
+        float32 elsewhere; "bfloat16" uses bf16 autocast on any device (on CPUs
+        with AMX or AVX512-BF16 several times faster than float32, embeddings
+        within about 1e-2 of float32's); "float32" never uses bf16.  Embeddings
+        come back as float32 either way, and the cache keeps the two apart.
+    on_error : {"raise", "warn", "ignore"} or None, default=None
+        What a missing, unreadable or oversized file does: stop with an error
+        naming the row, the column and the path, or count as a missing image
+        ("warn" says how many and which).  None means "raise" on its own, and
+        the classifier's ``on_error`` inside a FusionClassifier.
+    max_image_pixels : int or None
+        Files with more pixels than this are refused (decompression-bomb guard).
+    cache : bool, default=True
+        Reuse embeddings of files already encoded by an identical frozen backbone.
+    cache_dir : str or None, default=None
+        Keep the cache on disk here (shared between processes) instead of in memory.
+    random_state : int, RandomState or None, default=None
+        Seeds randomly initialised weights.
+    backbone_kwargs : dict or None, default=None
+        Extra options for the backbone factory (e.g. ``{"channels": (16, 32)}``).
+    verbose : int, default=0
+        Show a progress bar while encoding.
+
+    Attributes
+    ----------
+    backbone_ : ImageBackbone
+        The backbone built in ``fit``.
+    device_ : str
+        The device inference runs on.
+
+    Examples
+    --------
+    >>> from skmm import ImageEncoder
+    >>> from skmm.datasets import make_shapes
+    >>> df = make_shapes(8, random_state=0)
+    >>> ImageEncoder("pixels", image_size=8).fit_transform(df["image_path"]).shape
+    (8, 192)
+    """
+
+    _registry = image_backbones
+
+    def __init__(
+        self,
+        backbone="cnn",
+        *,
+        weights=None,
+        image_size=None,
+        resize="pad",
+        trainable="auto",
+        batch_size=64,
+        num_workers="auto",
+        device="auto",
+        precision="auto",
+        on_error=None,
+        max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+        cache=True,
+        cache_dir=None,
+        random_state=None,
+        backbone_kwargs=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.resize = resize
+        self.trainable = trainable
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.device = device
+        self.precision = precision
+        self.on_error = on_error
+        self.max_image_pixels = max_image_pixels
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        self.backbone_kwargs = backbone_kwargs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+    def _check_params(self):
+        resolve_num_workers(self.num_workers, 0, 1)  # a ValueError for anything but "auto" or an int >= 0
+        check_int("image_size", self.image_size, allow_none=True)
+        check_option("resize", self.resize, RESIZE_MODES)
+        check_int("max_image_pixels", self.max_image_pixels, allow_none=True)
+        check_on_error(self.on_error, allow_none=True)
+
+    @property
+    def on_error_(self):
+        """The policy in force: ``on_error``, or "raise" when it is None."""
+        return self.on_error or "raise"
+
+    def _read(self, X, reset):
+        if is_path_like_array(X):
+            validate_data(self, X, skip_check_array=True, reset=reset)
+            col = column_of(X)
+            if col is not None:
+                values, index, column = col
+            else:
+                values, index, column = list(np.asarray(X, dtype=object).ravel()), None, None
+            check_nonempty(len(values), type(self).__name__)
+            return Batch("paths", values, index, column)
+        if isinstance(X, pd.DataFrame) and any(X[c].dtype.kind in "OSU" or str(X[c].dtype) == "string" for c in X):
+            raise ValueError(
+                f"ImageEncoder takes one column of image paths, got a DataFrame with columns {list(X.columns)}; "
+                "select one column (in a ColumnTransformer, name it as a string, not a list)"
+            )
+        arr = validate_data(self, X, reset=reset, allow_nd=True, dtype=None, ensure_min_samples=1)
+        if arr.dtype.kind not in "biuf":
+            arr = validate_data(self, X, reset=False, allow_nd=True, dtype=np.float64)
+        return Batch("arrays", _arrays_to_images(arr))
+
+    def _build_backbone(self):
+        kwargs = dict(self.backbone_kwargs or {})
+        family, spec = self._registry.split(self.backbone)
+        factory = self._registry.get(self.backbone)
+        return factory(spec, image_size=self.image_size, random_state=self.random_state, weights=self.weights, **kwargs)
+
+    def _wrap_module(self, module):
+        return torch.nn.Sequential(Normalize(self.backbone_.mean, self.backbone_.std), module)
+
+    def _unwrap_module(self, module):
+        return module[1]
+
+    def _fingerprint_parts(self, fp):
+        return f"image|{fp}|resize={self.resize}|max_pixels={self.max_image_pixels}"
+
+    def _keys(self, batch):
+        if batch.kind != "paths":
+            return None
+        return [_cache.image_key(p) for p in batch.values]
+
+    def _prepare_batch(self, batch):
+        # A trainable branch needs pixels, not embeddings. Decoding is the slow part
+        # (big PNGs take seconds), so decoded pixels are cached like embeddings, keyed by
+        # file identity and preprocessing only: every fold and grid point of a search
+        # over a trainable CNN then decodes each file once.
+        keys = self._keys(batch) if self.cache else None
+        if keys is None:
+            return super()._prepare_batch(batch)
+        size = self.backbone_.image_size
+        fingerprint = f"decoded-pixels|size={size}|resize={self.resize}|max_pixels={self.max_image_pixels}"
+
+        def compute(positions):
+            # uint8 rows (a quarter of float32's bytes); a missing or failed image is not
+            # stored, so it is tried again next time
+            rows = np.zeros((len(positions), 3 * size * size), dtype=np.uint8)
+            present = np.zeros(len(positions), dtype=bool)
+            for start, pixels, ok in self._iter_prepared(batch, np.asarray(positions)):
+                ok = np.asarray(ok, dtype=bool)
+                rows[start : start + len(ok)] = np.asarray(pixels).reshape(len(ok), -1)
+                present[start : start + len(ok)] = ok
+            return rows, present
+
+        flat, present = _cache.get_cache(self.cache_dir).get_or_compute(
+            fingerprint, keys, compute, dtype="uint8", return_present=True
+        )
+        flat = np.array(flat, dtype=np.uint8, copy=True)
+        flat[~present] = 255
+        return flat.reshape(batch.n, 3, size, size), present
+
+    def _iter_prepared(self, batch, positions):
+        size = self.backbone_.image_size
+        if batch.kind == "arrays":
+            for start in range(0, len(positions), self.batch_size):
+                idx = positions[start : start + self.batch_size]
+                pix = _resize_arrays(batch.values[idx], size)
+                yield start, pix, np.ones(len(idx), dtype=bool)
+            return
+        paths = [batch.values[i] for i in positions]
+        index = [batch.index[i] for i in positions]
+        yield from load_images_parallel(
+            paths,
+            size,
+            num_workers=self.num_workers,
+            batch_size=self.batch_size,
+            on_error=self.on_error_,
+            max_image_pixels=self.max_image_pixels,
+            resize=self.resize,
+            column=batch.column,
+            index=index,
+            pin_memory=str(self.device_).startswith("cuda"),
+        )
+
+
+def _arrays_to_images(arr):
+    """Numeric arrays -> uint8 images (N, C, H, W).
+
+    (N, F) rows are flattened grey images (square when F is a perfect square, else a
+    1-pixel-high strip), (N, H, W) grey images, (N, H, W, C) or (N, C, H, W) with
+    C in {1, 3, 4}.  uint8 is taken as 0-255, floats within [0, 1] as intensities,
+    anything else is min-max scaled per image.
+    """
+    if arr.ndim == 2:
+        side = math.isqrt(arr.shape[1])
+        shape = (side, side) if side * side == arr.shape[1] else (1, arr.shape[1])
+        arr = arr.reshape(len(arr), 1, *shape)
+    elif arr.ndim == 3:
+        arr = arr[:, None]
+    elif arr.ndim == 4:
+        if arr.shape[-1] in (1, 3, 4) and arr.shape[1] not in (1, 3, 4):
+            arr = np.moveaxis(arr, -1, 1)
+    else:
+        raise ValueError(f"ImageEncoder takes image arrays of 2 to 4 dimensions, got shape {arr.shape}")
+    if arr.shape[1] == 4:
+        arr = arr[:, :3]
+    if arr.dtype == np.uint8:
+        return arr
+    arr = arr.astype(np.float64)
+    if not (arr.min() >= 0 and arr.max() <= 1):
+        lo = arr.min(axis=(1, 2, 3), keepdims=True)
+        span = arr.max(axis=(1, 2, 3), keepdims=True) - lo
+        arr = np.divide(arr - lo, span, out=np.full_like(arr, 0.5), where=span > 0)
+    return np.round(arr * 255).astype(np.uint8)
+
+
+def _resize_arrays(images, size):
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()
+    if x.shape[-2:] != (size, size):
+        x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    if x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    return x.round().clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,163 @@
+"""TextEncoder: texts to feature vectors, through a registered backbone."""
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.utils.validation import validate_data
+
+from .. import cache as _cache
+from ..io.text import to_texts
+from ..registry import text_backbones
+from ..utils.validation import check_int
+from .base import BaseEncoder, Batch, check_nonempty, column_of
+
+__all__ = ["TextEncoder"]
+
+
+class TextEncoder(BaseEncoder):
+    """Turn texts into feature vectors with a registered backbone.
+
+    Parameters
+    ----------
+    backbone : str, default="tfidf"
+        A name in :data:`skmm.registry.text_backbones`: ``"tfidf"``, ``"hashing"``
+        (scikit-learn vectorizers, optionally reduced to ``n_components`` with
+        TruncatedSVD), ``"embedding-bag"``, ``"gru"``, ``"lstm"`` (token models with
+        their own tokenizer and vocabulary learned in fit; trained end to end inside
+        FusionClassifier), or a family-prefixed name such as ``"hf:<dir>"``.
+    weights : str or None, default=None
+        Weights for pretrained families.
+    n_components : int or None, default=None
+        Reduce vectorizer output to this many dimensions (TruncatedSVD).
+    max_length : int, default=128
+        Tokens kept per text (longer texts are truncated).
+    dim : int, default=64
+        Embedding / hidden size of the token models.
+    trainable : "auto", bool or "last:<n>", default="auto"
+        See :class:`ImageEncoder`.
+    batch_size : int, default=256
+        Texts per forward pass.
+    device : str, default="auto"
+        "auto", "cpu", "cuda" or "cuda:<n>".
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        See :class:`ImageEncoder`.
+    cache : bool, default=True
+        Reuse embeddings of texts already encoded with the same fitted state.
+    cache_dir : str or None, default=None
+        Keep the cache on disk here.
+    random_state : int, RandomState or None, default=None
+        Seeds SVD and randomly initialised weights.
+    backbone_kwargs : dict or None, default=None
+        Extra options for the backbone (e.g. ``{"analyzer": "char_wb",
+        "ngram_range": (2, 4)}`` for tfidf).
+    verbose : int, default=0
+        Show a progress bar while encoding.
+
+    Notes
+    -----
+    A 2-D input (several columns) makes one text per row from its non-missing
+    cells joined by spaces; numbers are written as text.  Missing or empty texts
+    encode as all-zero rows.
+
+    Examples
+    --------
+    >>> from skmm import TextEncoder
+    >>> TextEncoder("tfidf").fit_transform(["a red ball", "a blue box", "red box"]).shape
+    (3, 5)
+    """
+
+    _registry = text_backbones
+
+    def __init__(
+        self,
+        backbone="tfidf",
+        *,
+        weights=None,
+        n_components=None,
+        max_length=128,
+        dim=64,
+        trainable="auto",
+        batch_size=256,
+        device="auto",
+        precision="auto",
+        cache=True,
+        cache_dir=None,
+        random_state=None,
+        backbone_kwargs=None,
+        verbose=0,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.n_components = n_components
+        self.max_length = max_length
+        self.dim = dim
+        self.trainable = trainable
+        self.batch_size = batch_size
+        self.device = device
+        self.precision = precision
+        self.cache = cache
+        self.cache_dir = cache_dir
+        self.random_state = random_state
+        self.backbone_kwargs = backbone_kwargs
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # a missing cell is a missing text
+        return tags
+
+    def _check_params(self):
+        check_int("n_components", self.n_components, allow_none=True)
+        check_int("max_length", self.max_length)
+        check_int("dim", self.dim)
+
+    def _read(self, X, reset):
+        if isinstance(X, (str, bytes)):
+            raise TypeError("TextEncoder takes a column of texts (list, Series, array), not a single string")
+        if not isinstance(X, (list, tuple, pd.Series, pd.DataFrame, np.ndarray)) and hasattr(X, "__array__"):
+            X = np.asarray(X)
+        if sp.issparse(X) or (isinstance(X, np.ndarray) and X.dtype.kind in "biufc"):
+            # Numbers are written as text; the usual array checks (sparse, complex,
+            # infinite values, shape) still apply first.
+            X = validate_data(self, X, reset=reset, ensure_all_finite="allow-nan", dtype=None)
+        else:
+            validate_data(self, X, skip_check_array=True, reset=reset)
+        col = column_of(X)
+        if col is not None:
+            values, index, column = col
+        else:
+            if isinstance(X, pd.DataFrame):
+                values, index, column = X, list(X.index), None
+            else:
+                values, index, column = X, None, None
+        texts, present = to_texts(values, column=column, index=index)
+        check_nonempty(len(texts), type(self).__name__)
+        batch = Batch("texts", texts, index, column)
+        batch.present = np.asarray(present, dtype=bool)
+        return batch
+
+    def _build_backbone(self):
+        kwargs = dict(self.backbone_kwargs or {})
+        if self.weights is not None:
+            kwargs["weights"] = self.weights
+        family, spec = self._registry.split(self.backbone)
+        factory = self._registry.get(self.backbone)
+        return factory(
+            spec, max_length=self.max_length, n_components=self.n_components, dim=self.dim,
+            random_state=self.random_state, **kwargs,
+        )
+
+    def _fit_backbone(self, batch):
+        self.backbone_.fit(batch.values)
+
+    def _fingerprint_parts(self, fp):
+        return f"text|{fp}"
+
+    def _keys(self, batch):
+        return [_cache.text_key(t) if ok else None for t, ok in zip(batch.values, batch.present)]
+
+    def _iter_prepared(self, batch, positions):
+        for start in range(0, len(positions), self.batch_size):
+            idx = positions[start : start + self.batch_size]
+            texts = [batch.values[i] for i in idx]
+            yield start, self.backbone_.prepare(texts), batch.present[idx]

@@ -1,0 +1,158 @@
+"""How a FusionNet is trained: the skorch net, its learning-rate schedule and callbacks.
+
+:func:`build_net` turns an estimator's training settings into a skorch net around a
+:class:`~skmm.fusion.net.FusionNet`; :class:`AutocastNet` is that net (skorch's
+classifier with bf16 autocast and the uni-modal auxiliary losses).
+"""
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skorch import NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, EpochScoring, GradientNormClipping, LRScheduler
+from skorch.dataset import ValidSplit
+from skorch.utils import to_tensor
+
+from ..utils.device import autocast
+
+__all__ = ["AutocastNet", "WarmupCosine", "build_net"]
+
+
+class AutocastNet(NeuralNetClassifier):
+    """skorch's classifier with the forward pass under bf16 autocast where ``precision``
+    asks for it (by default on CUDA only).
+
+    bf16 keeps float32's range, so no gradient scaling is needed; logits come back as
+    float32 so the loss and the probabilities are computed at full precision.
+
+    In training, a FusionNet with uni-modal auxiliary losses returns
+    ``(logits, modality_logits, mask)``; :meth:`get_loss` then adds
+    ``module_.unimodal_loss`` times the mean of the per-modality cross-entropies,
+    each over the rows that had the modality, weighted by the criterion's class
+    weights.
+    """
+
+    def __init__(self, module, *, precision="auto", **kwargs):
+        super().__init__(module, **kwargs)
+        self.precision = precision
+
+    def infer(self, x, **fit_params):
+        with autocast(self.device, self.precision):
+            out = super().infer(x, **fit_params)
+        if isinstance(out, tuple):
+            logits, per, mask = out
+            return logits.float(), per.float(), mask
+        return out.float()
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        if not isinstance(y_pred, tuple):
+            return super().get_loss(y_pred, y_true, X=X, training=training)
+        logits, per, mask = y_pred
+        loss = super().get_loss(logits, y_true, X=X, training=training)
+        y_true = to_tensor(y_true, device=self.device)
+        weight = self.criterion_.weight
+        losses = []
+        for m in range(per.shape[1]):
+            rows = mask[:, m]
+            if not rows.any():
+                continue
+            y = y_true[rows]
+            # the (weighted) mean CrossEntropyLoss(weight) computes; a 0/0 is skipped
+            total = weight[y].sum() if weight is not None else y.new_tensor(len(y), dtype=per.dtype)
+            if total > 0:
+                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum") / total)
+        if losses:
+            loss = loss + self.module_.unimodal_loss * torch.stack(losses).mean()
+        return loss
+
+
+class WarmupCosine:
+    """Learning-rate factor per epoch: linear warm-up, then cosine decay to zero.
+
+    A class rather than a lambda so that fitted models pickle.
+
+    Examples
+    --------
+    >>> from skmm.fusion.training import WarmupCosine
+    >>> [round(WarmupCosine(1, 3)(e), 2) for e in range(3)]
+    [1.0, 1.0, 0.5]
+    """
+
+    def __init__(self, warmup_epochs, max_epochs):
+        self.warmup_epochs, self.max_epochs = int(warmup_epochs), int(max_epochs)
+
+    def __call__(self, epoch):
+        if epoch < self.warmup_epochs:
+            return (epoch + 1) / self.warmup_epochs
+        span = max(1, self.max_epochs - self.warmup_epochs)
+        return 0.5 * (1 + math.cos(math.pi * min(epoch - self.warmup_epochs, span) / span))
+
+
+def build_net(
+    module,
+    *,
+    n_classes,
+    class_weights=None,
+    lr,
+    weight_decay,
+    max_epochs,
+    batch_size,
+    warmup_epochs=0,
+    grad_clip=None,
+    backbone_lr=None,
+    validation_fraction=None,
+    n_iter_no_change=5,
+    early_stopping_scoring=None,
+    callbacks=None,
+    device="cpu",
+    precision="auto",
+    seed=0,
+    verbose=0,
+):
+    """The skorch net that trains ``module``: AdamW, warm-up + cosine schedule, optional
+    gradient clipping, and early stopping on a stratified validation split.
+
+    Parameters are the estimator's training settings (see
+    :class:`skmm.FusionClassifier`); ``class_weights`` is one weight per class or None,
+    ``seed`` fixes the validation split.
+    """
+    schedule = WarmupCosine(warmup_epochs, max_epochs)
+    cbs = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
+    if grad_clip is not None:
+        cbs.append(("grad_clip", GradientNormClipping(gradient_clip_value=grad_clip)))
+    train_split = None
+    if validation_fraction is not None:
+        train_split = ValidSplit(validation_fraction, stratified=True, random_state=seed)
+        monitor, lower_is_better = "valid_loss", True
+        if early_stopping_scoring is not None:
+            monitor, lower_is_better = "valid_score", False
+            cbs.append((monitor, EpochScoring(early_stopping_scoring, lower_is_better=False, name=monitor)))
+        cbs.append(("early_stopping", EarlyStopping(
+            monitor=monitor, lower_is_better=lower_is_better, patience=n_iter_no_change, load_best=True)))
+    cbs.extend(callbacks or [])
+    kwargs = {}
+    if class_weights is not None:
+        kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
+    if backbone_lr is not None:
+        kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": backbone_lr})]
+    if str(device).startswith("cuda"):
+        kwargs.update(iterator_train__pin_memory=True, iterator_valid__pin_memory=True)
+    return AutocastNet(
+        module,
+        criterion=torch.nn.CrossEntropyLoss,
+        optimizer=torch.optim.AdamW,
+        optimizer__weight_decay=weight_decay,
+        lr=lr,
+        max_epochs=max_epochs,
+        batch_size=batch_size,
+        train_split=train_split,
+        callbacks=cbs,
+        iterator_train__shuffle=True,
+        classes=np.arange(n_classes),
+        device=device,
+        precision=precision,
+        verbose=verbose,
+        **kwargs,
+    )
