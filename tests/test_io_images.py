@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from skmm.io import images as images_module
+from skmm.io.images import decode as decode_module
 from skmm.io.images import (
     DEFAULT_MAX_IMAGE_PIXELS,
     ImageFolderDataset,
@@ -19,6 +20,8 @@ from skmm.io.images import (
     load_images,
     load_images_parallel,
 )
+from skmm.io.images.sampling import ChunkSampler
+from skmm.utils import validation
 
 WHITE = [255, 255, 255]
 RED = [255, 0, 0]
@@ -314,7 +317,7 @@ def test_fast_path_matches_full_size_composite_then_resize(tmp_path, monkeypatch
     # composites on white only at the end; the reference composites at full
     # size and resizes once. Both are linear, so they agree up to rounding and
     # the two-step (reduce, then Lanczos) resampling.
-    monkeypatch.setattr(images_module, "_STRIP_PIXELS", 50_000)  # many strips
+    monkeypatch.setattr(decode_module, "_STRIP_PIXELS", 50_000)  # many strips
     path = FAST_PATH_CASES[case](tmp_path, *size)
     pixels = load_image(path, 64, resize=resize).astype(int)
     reference = _reference_load(path, 64, resize).astype(int)
@@ -323,7 +326,7 @@ def test_fast_path_matches_full_size_composite_then_resize(tmp_path, monkeypatch
 
 
 def test_transparent_band_comes_out_white_after_reduction(tmp_path, monkeypatch):
-    monkeypatch.setattr(images_module, "_STRIP_PIXELS", 50_000)
+    monkeypatch.setattr(decode_module, "_STRIP_PIXELS", 50_000)
     path = _fast_path_rgba(tmp_path, 1500, 900)
     pixels = load_image(path, 64, resize="stretch")
     # The top sixth of the file (rows 0-149 of 900, 0-10 of 64) is fully
@@ -602,7 +605,7 @@ def test_parallel_matches_serial_in_order(tmp_path, rng):
 
 
 def test_batches_are_whole_numbers_of_decoding_chunks():
-    sampler = images_module._ChunkSampler(25, 10, 8)
+    sampler = ChunkSampler(25, 10, 8)
     chunks = list(sampler)
     assert len(chunks) == len(sampler) == 5
     # Batches of 10 rows, each cut into chunks of at most 8: none straddles two batches.
@@ -614,7 +617,7 @@ def test_batches_are_whole_numbers_of_decoding_chunks():
 def test_batches_are_dealt_to_workers_by_pixels(tmp_path, rng):
     paths = _mixed_paths(tmp_path, rng, n=20)
     paths[3] = _save(Image.new("RGB", (1200, 1000), "red"), tmp_path / "big.png")
-    sampler = images_module._ChunkSampler(20, 10, 2, num_workers=2, paths=paths)
+    sampler = ChunkSampler(20, 10, 2, num_workers=2, paths=paths)
     chunks = list(sampler)
     assert len(chunks) == len(sampler) == 2 * 2 * 3  # per batch: 3 chunks for each of 2 workers
     # Every row exactly once, and no chunk straddles two batches.
@@ -738,3 +741,4 @@ def test_image_load_error_pickles():
 def test_module_exports():
     for name in images_module.__all__:
         assert hasattr(images_module, name)
+    assert images_module.is_missing is validation.is_missing  # one definition, re-exported
