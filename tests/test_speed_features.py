@@ -110,6 +110,7 @@ _ENCODE_IN_A_PROCESS = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # two fresh Python processes, each importing torch
 def test_disk_cache_is_shared_across_processes(shapes_df, tmp_path):
     paths_file = tmp_path / "paths.json"
     paths_file.write_text(json.dumps(list(shapes_df["image_path"])))
@@ -173,7 +174,7 @@ def test_pipeline_memory_skips_the_second_fit(shapes_df, tmp_path, monkeypatch):
     ],
 )
 def test_auto_num_workers(monkeypatch, cores, n, parent, expected):
-    monkeypatch.setattr(images, "_available_cores", lambda: cores)
+    monkeypatch.setattr(images.loading, "available_cores", lambda: cores)
     monkeypatch.setattr(multiprocessing, "parent_process", lambda: object() if parent else None)
     assert images.resolve_num_workers("auto", n, 64) == expected
     assert images.resolve_num_workers(3, n, 64) == 3
@@ -196,7 +197,7 @@ def test_auto_workers_decode_in_parallel_with_one_torch_thread(shapes_df, monkey
         threads_seen[i] = torch.get_num_threads() * 1000 + os.getpid() % 1000
         return original(self, i)
 
-    monkeypatch.setattr(images, "_available_cores", lambda: 2)
+    monkeypatch.setattr(images.loading, "available_cores", lambda: 2)
     monkeypatch.setattr(images.ImageFolderDataset, "__getitem__", recording)
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the main process would hand each worker two threads
@@ -312,7 +313,7 @@ def test_trainable_cnn_grid_search_decodes_each_file_once(shapes_df, monkeypatch
     get_cache(None).clear()
     decoded = []
     real = images.load_image
-    monkeypatch.setattr(images, "load_image", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
+    monkeypatch.setattr(images.dataset, "load_image", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
     df = shapes_df.iloc[:48]
     clf = FusionClassifier(
         image=ImageEncoder("cnn", image_size=16, num_workers=0, backbone_kwargs={"channels": (4, 8)}),
