@@ -1,9 +1,9 @@
 """``skmm encode``: image and text features of a table, for any other model."""
 
+from ..io.columns import detect_columns
 from .errors import CommandError
 from .files import (
     check_output_file,
-    guess_image_columns,
     image_root,
     read_table,
     require_columns,
@@ -46,42 +46,26 @@ def register(sub, parents):
     p.set_defaults(func=encode)
 
 
-def _guess_text_column(df, exclude):
-    """The string column with the longest texts on average, among those not excluded."""
-    best, best_length = None, 0.0
-    for column in df.columns:
-        if column in exclude:
-            continue
-        values = df[column].dropna()
-        if len(values) == 0 or not all(isinstance(v, str) for v in values.iloc[:50]):
-            continue
-        length = values.astype(str).str.len().mean()
-        if length > best_length:
-            best, best_length = column, length
-    return best
-
-
 def _choose_columns(args, df):
-    """(image column or None, text column or None), as named, or detected."""
+    """(image column or None, text column or None), as named, or detected as FusionClassifier does."""
     image_col, text_col = args.image_col, args.text_col
     detect_all = image_col is None and text_col is None
-    if image_col is None and (detect_all or args.image_backbone):
-        found = [c for c in guess_image_columns(df) if c != text_col and c not in args.keep]
-        if len(found) > 1:
-            names = ", ".join(map(str, found))
-            raise CommandError(f"several columns hold image paths ({names}); choose one with --image-col")
-        if found:
-            image_col = found[0]
-        elif args.image_backbone:
-            raise CommandError(f"no column of image paths found in {args.data!r}; name it with --image-col")
-    if text_col is None and (detect_all or args.text_backbone):
-        text_col = _guess_text_column(df, exclude={image_col, *args.keep})
-        if text_col is None and args.text_backbone:
-            raise CommandError(f"no text column found in {args.data!r}; name it with --text-col")
+    want_image = image_col is not None or detect_all or bool(args.image_backbone)
+    want_text = text_col is not None or detect_all or bool(args.text_backbone)
+    candidates = df.drop(columns=[c for c in args.keep if c in df.columns and c not in (image_col, text_col)])
+    try:
+        found_image, found_text, _ = detect_columns(candidates, image_col, text_col)
+    except ValueError as exc:
+        message = str(exc).replace("image_col=", "--image-col ").replace("text_col=", "--text-col ")
+        raise CommandError(message) from None
+    image_col = found_image if want_image else None
+    text_col = found_text if want_text else None
+    if args.image_backbone and image_col is None:
+        raise CommandError(f"no column of image paths found in {args.data!r}; name it with --image-col")
+    if args.text_backbone and text_col is None:
+        raise CommandError(f"no text column found in {args.data!r}; name it with --text-col")
     if image_col is None and text_col is None:
         raise CommandError(f"found no image-path or text column in {args.data!r}; use --image-col/--text-col")
-    if image_col is not None and image_col == text_col:
-        raise CommandError(f"--image-col and --text-col both name {image_col!r}")
     return image_col, text_col
 
 

@@ -5,10 +5,10 @@ import sys
 import tempfile
 from contextlib import contextmanager, suppress
 
+from ..io.columns import is_text_column, looks_like_image_paths
 from .errors import CommandError, one_line
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "TABLE_FORMATS",
     "atomic_output",
     "check_input_file",
@@ -27,9 +27,7 @@ __all__ = [
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 
 #: Suffixes that mark a column of image paths when no --image-col is given.
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jp2", ".ico")
 
-_SAMPLE = 50  # values inspected when guessing a column's role
 
 
 # ------------------------------------------------------------------------ inputs
@@ -119,13 +117,8 @@ def image_root(args):
 
 
 def guess_image_columns(df):
-    """Columns whose (sampled) values are mostly strings ending in an image extension."""
-    found = []
-    for column in df.columns:
-        values = [v for v in df[column].dropna().iloc[:_SAMPLE] if isinstance(v, str) and v.strip()]
-        if values and sum(v.strip().lower().endswith(IMAGE_EXTENSIONS) for v in values) >= 0.8 * len(values):
-            found.append(column)
-    return found
+    """Columns that hold image paths, by the rule FusionClassifier uses (:mod:`skmm.io.columns`)."""
+    return [column for column in df.columns if is_text_column(df[column]) and looks_like_image_paths(df[column])]
 
 
 def _resolve(value, root):
