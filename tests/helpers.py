@@ -1,5 +1,6 @@
 """Small builders shared by the test modules."""
 
+import functools
 import importlib.util
 import os
 
@@ -24,3 +25,12 @@ def fast_classifier(**params):
     )
     defaults.update(params)
     return FusionClassifier(**defaults)
+
+
+# Three epochs: enough to check what a fit does with its inputs, not what it learns.
+three_epochs = functools.partial(fast_classifier, max_epochs=3)
+
+
+def messages(record):
+    """The texts of the warnings in a ``warnings.catch_warnings(record=True)`` record."""
+    return [str(w.message) for w in record]

@@ -10,6 +10,8 @@ from sklearn.exceptions import NotFittedError
 
 from skmm import ImageEncoder, TextEncoder
 
+from helpers import fast_classifier
+
 
 @pytest.fixture
 def image_paths(tmp_path):
@@ -93,13 +95,6 @@ def test_transform_before_fit_raises(image_paths):
         TextEncoder().transform(TEXTS)
 
 
-def test_missing_inputs_encode_as_zero_rows(image_paths):
-    out = ImageEncoder("pixels", image_size=4).fit_transform([image_paths[0], None, ""])
-    assert out[0].any() and not out[1].any() and not out[2].any()
-    out = TextEncoder("tfidf").fit_transform(["red ball", None, np.nan])
-    assert out[0].any() and not out[1:].any()
-
-
 def test_unknown_backbone_lists_known_names():
     with pytest.raises(ValueError, match=r"unknown image backbone 'resnet'; known: .*'cnn'.*'pixels'"):
         ImageEncoder("resnet").fit(["x.png"])
@@ -107,13 +102,8 @@ def test_unknown_backbone_lists_known_names():
         TextEncoder("bert").fit(TEXTS)
 
 
-def test_bad_parameters_are_named(image_paths):
-    with pytest.raises(ValueError, match="on_error"):
-        ImageEncoder(on_error="skip").fit(image_paths)
-    with pytest.raises(ValueError, match="trainable"):
-        ImageEncoder(trainable="some").fit(image_paths)
-    with pytest.raises(ValueError, match="batch_size"):
-        TextEncoder(batch_size=0).fit(TEXTS)
+def test_text_encoder_refuses_a_single_string():
+    # Bad parameter values (on_error, trainable, batch_size, ...): tests/test_params.py.
     with pytest.raises(TypeError, match="single string"):
         TextEncoder().fit("just one string")
 
@@ -135,6 +125,25 @@ def test_image_arrays_are_images():
         ImageEncoder("pixels", image_size=10).fit_transform(rgb)[0].reshape(3, 10, 10), rgb[0].transpose(2, 0, 1) / 255,
         atol=1e-6,
     )
+
+
+def test_very_long_text_is_truncated_to_max_length(frame):
+    X, y = frame
+    words = [f"w{i % 500}" for i in range(10_000)]
+    long = X.copy()
+    long.loc["p4", "caption"] = " ".join(words)
+
+    encoder = TextEncoder("gru", max_length=16, dim=8, random_state=0).fit(long["caption"])
+    ids = encoder.prepare(long["caption"])[0]
+    assert ids.shape == (len(X), 16)
+    np.testing.assert_array_equal(ids[4], encoder.prepare([" ".join(words[:16])])[0][0])  # the first 16 tokens
+    np.testing.assert_array_equal(ids[4], encoder.prepare([" ".join(words[:16] + ["zzz"] * 50)])[0][0])
+
+    # Vectorizers count words rather than read a sequence: nothing to truncate, and it works.
+    assert np.isfinite(TextEncoder("tfidf").fit_transform(long["caption"])).all()
+
+    clf = fast_classifier(text=TextEncoder("gru", max_length=16, dim=8), max_epochs=2).fit(long, y)
+    assert clf.predict(long).shape == (len(X),)
 
 
 def test_several_text_columns_make_one_document():

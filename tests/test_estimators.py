@@ -1,4 +1,9 @@
-"""FusionClassifier on DataFrames: fitting, column detection, pipelines, grid search, errors."""
+"""FusionClassifier on DataFrames: fitting, fusions, seeds, pipelines, grid search, training options.
+
+Elsewhere: which columns are which modality (test_io_frame.py), labels and class_weight
+(test_labels.py), missing inputs, bad files and modality_dropout (test_missing_inputs.py),
+trainable branches (test_finetune.py), one bad value per parameter (test_params.py).
+"""
 
 import warnings
 
@@ -17,12 +22,9 @@ from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.registry import fusions
 
-from helpers import fast_classifier
+from helpers import fast_classifier as fast
 
 ALL_FUSIONS = ["concat", "sum", "gated", "attention", "bilinear", "tensor", "film", "late", "image", "text"]
-
-
-fast = fast_classifier
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +35,8 @@ def shapes(tmp_path_factory):
 
 def test_fit_predict_api(shapes_df):
     df = shapes_df
+    with pytest.raises(NotFittedError):
+        fast().predict(df)
     clf = fast(max_epochs=3).fit(df, df["label"])
     assert list(clf.classes_) == sorted(df["label"].unique())
     proba = clf.predict_proba(df)
@@ -51,6 +55,7 @@ def test_fit_predict_api(shapes_df):
     assert clf.modalities_ == ["image", "text"]
 
 
+@pytest.mark.slow
 def test_fusion_beats_each_single_modality(shapes):
     """The shapes label needs both modalities: trained end to end (CNN + GRU), fusion wins."""
     train, test = shapes
@@ -91,7 +96,8 @@ def test_every_fusion_trains_and_predicts(shapes_df, fusion):
     assert type(clf.net_.module_.fusion) is type(fusions.get(fusion)(["image", "text"], 8, 4))
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
+# n_jobs=2 starts joblib's worker processes, each importing torch: slow.
+@pytest.mark.parametrize("n_jobs", [1, pytest.param(2, marks=pytest.mark.slow)])
 def test_grid_search_over_fusions(shapes_df, n_jobs):
     df = shapes_df
     grid = {"fusion": ALL_FUSIONS}
@@ -132,92 +138,22 @@ def test_numeric_input_is_one_modality():
     assert clf.score(X, y) > 0.9
 
 
-def test_detects_columns_by_content(shapes_df):
-    df = shapes_df.rename(columns={"image_path": "photo", "caption": "words"}).assign(
-        sku=[f"A{i}" for i in range(len(shapes_df))]
-    )
-    clf = fast(max_epochs=1).fit(df, df["label"])
-    assert (clf.image_col_, clf.text_col_) == ("photo", "words")
-    assert sorted(clf.ignored_columns_) == ["label", "sku"]
-
-
-def test_ambiguous_columns_raise_naming_candidates(shapes_df):
-    df = shapes_df.assign(thumb=shapes_df["image_path"])
-    with pytest.raises(ValueError, match=r"image paths.*'image_path'.*'thumb'.*image_col"):
-        fast().fit(df, df["label"])
-    df = shapes_df.assign(caption2=shapes_df["caption"].str.upper())
-    with pytest.raises(ValueError, match=r"text.*'caption'.*'caption2'.*text_col"):
-        fast().fit(df, df["label"])
-    # naming them settles it
-    fast(max_epochs=1, image_col="image_path", text_col="caption2").fit(df, df["label"])
-
-
+# One bad value per parameter is in tests/test_params.py; these add what that table does not say:
+# an unknown name lists the known ones, and booleans are not numbers.  Named columns: test_io_frame.py.
 @pytest.mark.parametrize(
-    "params, X_kind, error, match",
+    "params, error, match",
     [
-        ({"image_col": "image_path"}, "array", TypeError, "must be a pandas DataFrame.*image_col"),
-        ({"image_col": "nope"}, "frame", ValueError, r"image_col='nope' is not a column.*columns are"),
-        ({"text_col": "nope"}, "frame", ValueError, r"text_col='nope' is not a column"),
-        ({"fusion": "nope"}, "frame", ValueError, r"unknown fusion 'nope'; known: .*'concat'"),
-        ({"image": "no-such-backbone"}, "frame", ValueError, r"unknown image backbone 'no-such-backbone'; known: .*'cnn'"),
-        ({"text": "nope:x"}, "frame", ValueError, r"unknown text backbone 'nope:x'"),
-        ({"max_epochs": 0}, "frame", ValueError, "max_epochs must be a positive integer"),
-        ({"dropout": 1.5}, "frame", ValueError, r"dropout must be in \[0, 1\)"),
-        ({"unimodal_loss": -1.0}, "frame", ValueError, "unimodal_loss must be a finite number >= 0"),
-        ({"unimodal_loss": True}, "frame", ValueError, "unimodal_loss must be a finite number >= 0"),
-        ({"device": "tpu"}, "frame", ValueError, "device must be"),
-        ({"image": 3}, "frame", TypeError, "image must be a ImageEncoder"),
+        ({"fusion": "nope"}, ValueError, r"unknown fusion 'nope'; known: .*'concat'"),
+        ({"image": "no-such-backbone"}, ValueError, r"unknown image backbone 'no-such-backbone'; known: .*'cnn'"),
+        ({"text": "nope:x"}, ValueError, r"unknown text backbone 'nope:x'"),
+        ({"unimodal_loss": -1.0}, ValueError, "unimodal_loss must be a finite number >= 0"),
+        ({"unimodal_loss": True}, ValueError, "unimodal_loss must be a finite number >= 0"),
     ],
 )
-def test_bad_parameters_and_input_fail_before_training(shapes_df, params, X_kind, error, match, monkeypatch):
-    df = shapes_df
-    X = df.to_numpy() if X_kind == "array" else df
-    trained = []
-    monkeypatch.setattr("skorch.NeuralNetClassifier.fit", lambda self, *a, **k: trained.append(1))
+def test_bad_parameters_fail_before_training_naming_what_is_known(shapes_df, params, error, match, no_training):
     with pytest.raises(error, match=match):
-        fast(**params).fit(X, df["label"])
-    assert trained == []
-
-
-def test_label_errors(shapes_df):
-    df = shapes_df
-    with pytest.raises(ValueError, match="1 class"):
-        fast().fit(df, ["a"] * len(df))
-    with pytest.raises(ValueError, match="requires y"):
-        fast().fit(df, None)
-    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
-        fast().fit(df, df["label"][:-1])
-    with pytest.raises(ValueError, match="Unknown label type"):
-        fast().fit(df, np.linspace(0, 1, len(df)))
-
-
-def test_missing_file_names_row_column_and_path(shapes_df, monkeypatch):
-    df = shapes_df.copy()
-    df.loc[5, "image_path"] = "/no/such/picture.png"
-    trained = []
-    monkeypatch.setattr("skorch.NeuralNetClassifier.fit", lambda self, *a, **k: trained.append(1))
-    with pytest.raises(ValueError, match=r"row 5.*image_path.*/no/such/picture.png"):
-        fast().fit(df, df["label"])
-    assert trained == []
-
-
-def test_predict_before_fit_and_missing_column(shapes_df):
-    df = shapes_df
-    with pytest.raises(NotFittedError):
-        fast().predict(df)
-    clf = fast(max_epochs=1).fit(df, df["label"])
-    with pytest.raises(ValueError, match=r"column 'caption'.*missing from X"):
-        clf.predict(df.drop(columns="caption"))
-    with pytest.raises(TypeError, match="DataFrame like the one seen in fit"):
-        clf.predict(np.zeros((3, 3)))
-    # predicting without the label column is fine
-    assert clf.predict(df.drop(columns="label")).shape == (len(df),)
-
-
-def test_ablation_without_its_modality_fails_early(shapes_df):
-    df = shapes_df[["caption", "label"]]
-    with pytest.raises(ValueError, match=r"fusion='image'.*needs an image modality"):
-        fast(fusion="image").fit(df, df["label"])
+        fast(**params).fit(shapes_df, shapes_df["label"])
+    assert no_training == []
 
 
 def test_device_auto_resolves_and_cuda_request_without_cuda(shapes_df):
@@ -230,14 +166,6 @@ def test_device_auto_resolves_and_cuda_request_without_cuda(shapes_df):
             fast(device="cuda").fit(df, df["label"])
 
 
-def test_class_weight_balanced_reaches_the_loss(shapes_df):
-    df = shapes_df.iloc[: 60 + 12]
-    y = np.where(np.arange(len(df)) < 60, "common", "rare")
-    clf = fast(class_weight="balanced", max_epochs=1).fit(df, y)
-    weight = clf.net_.criterion_.weight.cpu().numpy()
-    np.testing.assert_allclose(weight, [len(y) / (2 * 60), len(y) / (2 * 12)], rtol=1e-6)
-
-
 def test_validation_fraction_stops_early(shapes_df):
     df = shapes_df
     clf = fast(max_epochs=200, validation_fraction=0.25, n_iter_no_change=2, lr=0.05).fit(df, df["label"])
@@ -245,36 +173,11 @@ def test_validation_fraction_stops_early(shapes_df):
     assert "valid_loss" in clf.net_.history[-1]
 
 
-def test_trainable_backbone_learns_end_to_end(shapes_df):
+def test_fusion_kwargs_reach_the_fusion(shapes_df):
     df = shapes_df
-    clf = FusionClassifier(
-        image=ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}), text="gru",
-        max_epochs=2, dim=16, hidden_dim=16, random_state=0, device="cpu",
-    ).fit(df, df["label"])
-    enc = clf.encoders_["image"]
-    assert enc.is_trainable_
-    names = [n for n, _ in clf.net_.module_.named_parameters()]
-    assert any(n.startswith("encoders.image.") for n in names) and any(n.startswith("encoders.text.") for n in names)
-    # the encoder the classifier keeps is the trained one: its features moved away from the seed's
-    fresh = clone(enc).set_params(random_state=enc.random_state).fit(df["image_path"])
-    assert not np.allclose(fresh.transform(df["image_path"]), enc.transform(df["image_path"]))
-
-
-def test_last_n_blocks_trainable(shapes_df):
-    df = shapes_df
-    clf = FusionClassifier(
-        image=ImageEncoder("cnn", image_size=16, trainable="last:1", backbone_kwargs={"channels": (4, 8, 8)}),
-        text="tfidf", max_epochs=1, dim=16, hidden_dim=16, random_state=0, device="cpu",
-    ).fit(df, df["label"])
-    cnn = clf.encoders_["image"].backbone_.module
-    flags = [all(p.requires_grad for p in block.parameters()) for block in cnn.blocks]
-    assert flags == [False, False, True]
-
-
-def test_modality_dropout_and_fusion_kwargs(shapes_df):
-    df = shapes_df
-    clf = fast(fusion="attention", fusion_kwargs={"n_heads": 2}, modality_dropout=0.3, max_epochs=2).fit(df, df["label"])
-    assert clf.net_.module_.modality_dropout == 0.3
+    clf = fast(fusion="attention", fusion_kwargs={"n_heads": 2}, max_epochs=2).fit(df, df["label"])
+    assert clf.net_.module_.fusion.n_heads == 2
+    assert clf.predict_proba(df).shape == (len(df), 4)
     with pytest.raises(TypeError, match="unknown option"):
         fast(fusion="concat", fusion_kwargs={"bogus": 1}).fit(df, df["label"])
 

@@ -1,15 +1,19 @@
-"""Pretrained backbones inside FusionClassifier: frozen (cached) or fine-tuned end to end."""
+"""Trainable branches inside FusionClassifier: frozen (cached) or trained end to end, whole or the
+last n blocks, with their own learning rate and schedule.
+
+The pretrained checkpoints are tiny offline stand-ins; their tests skip without transformers
+or torchvision.
+"""
 
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.cache import get_cache
 from skmm.fusion.training import WarmupCosine
-
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("torchvision")
+from skmm.testing import save_tiny_bert
 
 WORDS = ["red", "blue", "green", "a", "thing", "object", "photo", "of", "the", "small", "big", "new", "painted",
          "this", "piece", "is", "on", "table", "window", "next", "to", "taken", "last", "week", "something"]
@@ -18,22 +22,14 @@ WORDS = ["red", "blue", "green", "a", "thing", "object", "photo", "of", "the", "
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
     """A 2-layer, 32-wide BERT and its tokenizer saved like a real checkpoint."""
-    root = tmp_path_factory.mktemp("bert")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]
-    (root / "vocab.txt").write_text("\n".join(vocab))
-    torch.manual_seed(0)
-    model = transformers.BertModel(transformers.BertConfig(
-        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64))
-    model.save_pretrained(root / "model")
-    transformers.BertTokenizer(vocab=str(root / "vocab.txt")).save_pretrained(root / "model")
-    return str(root / "model")
+    pytest.importorskip("transformers")
+    return save_tiny_bert(tmp_path_factory.mktemp("bert"), words=WORDS)
 
 
 @pytest.fixture(scope="module")
 def resnet_weights(tmp_path_factory):
     """resnet18 'pretrained' weights: random, saved as a state-dict file like a real download."""
-    import torchvision
-
+    torchvision = pytest.importorskip("torchvision")
     path = tmp_path_factory.mktemp("tv") / "resnet18.pth"
     torch.manual_seed(0)
     torch.save(torchvision.models.resnet18(weights=None).state_dict(), path)
@@ -44,6 +40,21 @@ def _clf(**params):
     defaults = dict(max_epochs=2, dim=16, hidden_dim=16, batch_size=16, random_state=0, device="cpu")
     defaults.update(params)
     return FusionClassifier(**defaults)
+
+
+def test_trainable_backbone_learns_end_to_end(shapes_df):
+    df = shapes_df
+    clf = FusionClassifier(
+        image=ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}), text="gru",
+        max_epochs=2, dim=16, hidden_dim=16, random_state=0, device="cpu",
+    ).fit(df, df["label"])
+    enc = clf.encoders_["image"]
+    assert enc.is_trainable_
+    names = [n for n, _ in clf.net_.module_.named_parameters()]
+    assert any(n.startswith("encoders.image.") for n in names) and any(n.startswith("encoders.text.") for n in names)
+    # the encoder the classifier keeps is the trained one: its features moved away from the seed's
+    fresh = clone(enc).set_params(random_state=enc.random_state).fit(df["image_path"])
+    assert not np.allclose(fresh.transform(df["image_path"]), enc.transform(df["image_path"]))
 
 
 def test_frozen_pretrained_text_is_cached_and_untouched(shapes_df, tiny_bert):
@@ -75,6 +86,17 @@ def test_finetune_text_backbone_end_to_end_with_its_own_lr(shapes_df, tiny_bert)
     moved = [k for k, v in enc.backbone_.module.state_dict().items() if not torch.equal(v, initial[k])]
     assert moved  # the BERT weights were trained
     assert "grad_clip" in dict(clf.net_.callbacks_)
+
+
+def test_last_n_blocks_of_a_small_cnn(shapes_df):
+    df = shapes_df
+    clf = FusionClassifier(
+        image=ImageEncoder("cnn", image_size=16, trainable="last:1", backbone_kwargs={"channels": (4, 8, 8)}),
+        text="tfidf", max_epochs=1, dim=16, hidden_dim=16, random_state=0, device="cpu",
+    ).fit(df, df["label"])
+    cnn = clf.encoders_["image"].backbone_.module
+    flags = [all(p.requires_grad for p in block.parameters()) for block in cnn.blocks]
+    assert flags == [False, False, True]
 
 
 def test_last_n_blocks_of_a_torchvision_backbone(shapes_df, resnet_weights):

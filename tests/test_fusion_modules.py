@@ -153,12 +153,12 @@ def test_eval_mode_batch_of_one(name):
 def test_late_produces_weighted_logits():
     fusion = build("late", ["image", "text", "numeric"], hidden_dim=4)
     assert fusion.produces_logits and fusion.out_dim == N_CLASSES
-    weights = fusion.modality_weights
+    weights = fusion.weights_by_modality
     assert list(weights) == ["image", "text", "numeric"]
     assert sum(weights.values()) == pytest.approx(1.0)
     with torch.no_grad():
         fusion.weight_logits.copy_(torch.tensor([10.0, -10.0, -10.0]))
-    assert fusion.modality_weights["image"] == pytest.approx(1.0, abs=1e-6)
+    assert fusion.weights_by_modality["image"] == pytest.approx(1.0, abs=1e-6)
     zs = inputs(3)
     torch.testing.assert_close(fusion(zs), fusion.heads[0](zs[0]), atol=1e-5, rtol=0)
 
@@ -168,10 +168,10 @@ def test_late_with_fixed_weights_keeps_them_equal():
     assert not fusion.weight_logits.requires_grad
     zs, y = xor_task()
     train_accuracy(fusion, zs, y, steps=20)  # the heads train ...
-    assert fusion.modality_weights == {"image": 0.5, "text": 0.5}  # ... the weights do not
+    assert fusion.weights_by_modality == {"image": 0.5, "text": 0.5}  # ... the weights do not
     learned = build("late", ["image", "text"], dim=16, n_classes=2)
     train_accuracy(learned, zs, y, steps=20)
-    assert learned.modality_weights["image"] != 0.5
+    assert learned.weights_by_modality["image"] != 0.5
     # same parameters either way: a state dict loads into the other
     learned.load_state_dict(fusion.state_dict())
     with pytest.raises(TypeError, match="learn_weights must be a bool"):

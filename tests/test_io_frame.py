@@ -1,6 +1,7 @@
 """The input layout (skmm/io/frame.py): which columns are which modality, decided at fit."""
 
 import pathlib
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -9,6 +10,9 @@ from sklearn.base import BaseEstimator
 
 from skmm import FusionClassifier
 from skmm.io.frame import InputLayout, modality_role
+
+from helpers import messages
+from helpers import three_epochs as fast
 
 
 def _layout(X, y=None, **params):
@@ -57,3 +61,79 @@ def test_zero_rows_say_so(shapes_df):
 def test_modality_role_reads_block_names():
     assert [modality_role(n) for n in ("image", "ImageEncoder", "textencoder-2", "price")] == [
         "image", "image", "text", "price"]
+
+
+# -- through FusionClassifier: detection, ambiguity, named columns, ignored columns ----------
+
+
+def test_detects_columns_by_content(shapes_df):
+    df = shapes_df.rename(columns={"image_path": "photo", "caption": "words"}).assign(
+        sku=[f"A{i}" for i in range(len(shapes_df))]
+    )
+    clf = fast(max_epochs=1).fit(df, df["label"])
+    assert (clf.image_col_, clf.text_col_) == ("photo", "words")
+    assert sorted(clf.ignored_columns_) == ["label", "sku"]
+
+
+def test_ambiguous_columns_raise_naming_candidates(shapes_df, no_training):
+    df = shapes_df.assign(thumb=shapes_df["image_path"])
+    with pytest.raises(ValueError, match=r"image paths.*'image_path'.*'thumb'.*image_col"):
+        fast().fit(df, df["label"])
+    df = shapes_df.assign(caption2=shapes_df["caption"].str.upper())
+    with pytest.raises(ValueError, match=r"text.*'caption'.*'caption2'.*text_col"):
+        fast().fit(df, df["label"])
+    assert no_training == []
+    # naming them settles it
+    fast(max_epochs=1, image_col="image_path", text_col="caption2").fit(df, df["label"])
+
+
+@pytest.mark.parametrize(
+    "params, X_kind, error, match",
+    [
+        ({"image_col": "image_path"}, "array", TypeError, "must be a pandas DataFrame.*image_col"),
+        ({"image_col": "nope"}, "frame", ValueError, r"image_col='nope' is not a column.*columns are"),
+        ({"text_col": "nope"}, "frame", ValueError, r"text_col='nope' is not a column"),
+    ],
+)
+def test_named_columns_are_checked_before_training(shapes_df, params, X_kind, error, match, no_training):
+    X = shapes_df.to_numpy() if X_kind == "array" else shapes_df
+    with pytest.raises(error, match=match):
+        fast(**params).fit(X, shapes_df["label"])
+    assert no_training == []
+
+
+def test_predict_checks_X_against_the_columns_seen_in_fit(shapes_df):
+    df = shapes_df
+    clf = fast(max_epochs=1).fit(df, df["label"])
+    with pytest.raises(ValueError, match=r"column 'caption'.*missing from X"):
+        clf.predict(df.drop(columns="caption"))
+    with pytest.raises(TypeError, match="DataFrame like the one seen in fit"):
+        clf.predict(np.zeros((3, 3)))
+    # predicting without the label column is fine
+    assert clf.predict(df.drop(columns="label")).shape == (len(df),)
+
+
+def test_ignored_columns_warn_except_the_label(shapes_df):
+    df = shapes_df
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        clf = fast(max_epochs=1).fit(df, df["label"])  # the label inside X, as in the design example
+    assert clf.ignored_columns_ == ["label"]
+    assert not [m for m in messages(record) if "ignores" in m]
+
+    extra = df.assign(sku=[f"A{i}" for i in range(len(df))], price=np.arange(len(df), dtype=float))
+    warned = r"ignores the other columns of X: \['sku', 'price'\].*image_col= and text_col="
+    with pytest.warns(UserWarning, match=warned) as record:
+        clf = fast(max_epochs=1).fit(extra, extra["label"])
+    assert sorted(clf.ignored_columns_) == ["label", "price", "sku"]
+    assert all("'label'" not in m for m in messages(record))
+
+    # A label in X that is not this y (here y is derived from it) is a column the model ignores: say so.
+    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['label'\]"):
+        fast(max_epochs=1).fit(df, df["label"].str.startswith("red"))
+
+    # Naming both columns is a deliberate choice: no warning.
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        fast(max_epochs=1, image_col="image_path", text_col="caption").fit(extra, extra["label"])
+    assert not [m for m in messages(record) if "ignores" in m]

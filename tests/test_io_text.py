@@ -1,10 +1,13 @@
-"""Tests for skmm.io.text: text column coercion."""
+"""Text cells: how skmm.io.text.to_texts reads them, and the same rules through TextEncoder and FusionClassifier."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from skmm import TextEncoder
 from skmm.io.text import to_texts
+
+from helpers import three_epochs as fast
 
 
 def test_strings_are_kept_verbatim():
@@ -132,3 +135,49 @@ def test_single_string_and_bad_shapes_are_rejected():
         to_texts(np.zeros((2, 2, 2)))
     with pytest.raises(ValueError, match="index has 1 labels for 2 rows"):
         to_texts(["a", "b"], index=["x"])
+
+
+# -- the same rules end to end: TextEncoder and FusionClassifier, at fit and at predict ------
+
+
+def test_numbers_bytes_and_lists_are_read_as_text(frame):
+    X, y = frame
+    odd = X.copy()
+    odd.loc["p0", "caption"] = 12345
+    odd.loc["p1", "caption"] = 2.5
+    odd.loc["p2", "caption"] = "a red ball".encode("utf-8")
+    odd.loc["p3", "caption"] = ["a", "blue", "box"]
+    odd.loc["p4", "caption"] = np.array(["green", "thing"])
+    odd.loc["p5", "caption"] = True
+    plain = X.copy()
+    plain.loc[["p0", "p1", "p2", "p3", "p4", "p5"], "caption"] = [
+        "12345", "2.5", "a red ball", "a blue box", "green thing", "True",
+    ]
+
+    encoder = TextEncoder("tfidf").fit(plain["caption"])
+    np.testing.assert_array_equal(encoder.transform(odd["caption"]), encoder.transform(plain["caption"]))
+    clf = fast(text_col="caption", image_col="image_path").fit(odd, y)
+    np.testing.assert_allclose(clf.predict_proba(odd), clf.predict_proba(plain), atol=1e-6)
+
+    # A column that holds only numbers is text too when named as the text column.
+    codes = X.assign(caption=np.arange(len(X)) % 7)
+    assert fast(max_epochs=1, text_col="caption").fit(codes, y).predict(codes).shape == (len(X),)
+
+
+@pytest.mark.parametrize(
+    "cell, what",
+    [({"title": "red"}, "dict"), ({"red"}, "set"), (object(), "object"), ([["red"]], "list holding a list"),
+     (b"\xff\xfe red", "bytes are not UTF-8"), (["red", 3], "list holding a int")],
+    ids=["dict", "set", "object", "nested-list", "bad-bytes", "mixed-list"],
+)
+def test_text_cells_that_are_not_text_raise_before_training(frame, cell, what, no_training):
+    X, y = frame
+    bad = X.copy()
+    bad.at["p6", "caption"] = cell
+    with pytest.raises(TypeError, match=rf"row 'p6' \(position 6\) in column 'caption': .*{what}"):
+        fast(text_col="caption").fit(bad, y)
+    assert no_training == []
+    # and at predict time, from a model fitted on clean data
+    clf = fast(max_epochs=1).fit(X, y)
+    with pytest.raises(TypeError, match=r"row 'p6' \(position 6\) in column 'caption'"):
+        clf.predict(bad)

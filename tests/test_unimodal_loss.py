@@ -1,4 +1,7 @@
-"""Uni-modal auxiliary losses: FusionNet's per-modality outputs and FusionClassifier(unimodal_loss=...)."""
+"""Uni-modal auxiliary losses: FusionNet's per-modality outputs and FusionClassifier(unimodal_loss=...).
+
+How modality_dropout hides rows from these losses: tests/test_missing_inputs.py.
+"""
 
 import joblib
 import numpy as np
@@ -77,13 +80,6 @@ def test_no_auxiliary_outputs_without_weight_or_for_ablations(fusion, unimodal_l
     assert isinstance(module(**batch()), torch.Tensor)
 
 
-def test_modality_dropout_hides_rows_from_their_auxiliary_loss():
-    module = net("concat", modality_dropout=0.5).train()
-    torch.manual_seed(0)
-    _, _, mask = module(**batch(n=400))
-    assert 0.35 < (~mask).float().mean().item() < 0.65
-
-
 @pytest.fixture(scope="module")
 def fitted(shapes_df):
     first = sorted(shapes_df["label"].unique())[0]
@@ -136,7 +132,7 @@ def test_fitted_model_predicts_and_the_auxiliary_heads_learned_the_task(shapes_d
     for i, name in enumerate(module.modalities):
         accuracy = (per[:, i].argmax(1).numpy() == y).mean()
         assert accuracy > 0.95, f"{name} head alone: {accuracy:.2f}"
-    assert clf.net_.module_.fusion.modality_weights == {"image": 0.5, "text": 0.5}
+    assert clf.net_.module_.fusion.weights_by_modality == {"image": 0.5, "text": 0.5}
 
 
 def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
@@ -179,18 +175,27 @@ def test_training_scores_and_early_stopping_see_the_fused_logits(shapes_df):
     assert np.isfinite(history[:, "valid_loss"]).all()
 
 
-def test_a_plugin_fusion_that_is_a_plain_module(monkeypatch):
-    # no Fusion base class, hence no used_modalities / modality_logits: every modality gets an auxiliary head
-    class MaxFusion(nn.Module):
-        def __init__(self, dim):
-            super().__init__()
-            self.out_dim = dim
+class MaxFusion(nn.Module):
+    """A plugin fusion that is a plain module: no Fusion base class, hence no used_modalities / modality_logits."""
 
-        def forward(self, zs):
-            return torch.stack(zs).amax(0)
+    def __init__(self, dim):
+        super().__init__()
+        self.out_dim = dim
 
-    monkeypatch.setitem(fusions._factories, "test-max", lambda modalities, dim, n_classes: MaxFusion(dim))
-    module = net("test-max", modalities=("image", "text", "numeric")).train()
+    def forward(self, zs):
+        return torch.stack(zs).amax(0)
+
+
+@pytest.fixture
+def max_fusion():
+    fusions.register("test-max", lambda modalities, dim, n_classes: MaxFusion(dim))
+    yield "test-max"
+    fusions.unregister("test-max")
+
+
+def test_a_plugin_fusion_that_is_a_plain_module(max_fusion):
+    # every modality gets an auxiliary head
+    module = net(max_fusion, modalities=("image", "text", "numeric")).train()
     assert module.unimodal == [0, 1, 2] and len(module.unimodal_heads) == 3
     logits, per, mask = module(**batch(modalities=("image", "text", "numeric")))
     assert logits.shape == (7, N_CLASSES) and per.shape == (7, 3, N_CLASSES) and mask.all()
