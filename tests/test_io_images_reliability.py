@@ -132,6 +132,11 @@ def test_worker_forked_while_another_thread_opens_a_file(tmp_path):
     assert out.split()[-1] == "ok"
 
 
+def _new_children(before):
+    """Child processes started since ``before`` (other tests may leave joblib's loky workers)."""
+    return [p for p in multiprocessing.active_children() if p.pid not in before]
+
+
 def _worker_paths(tmp_path, n=40):
     paths = [_save(Image.new("RGB", (8, 8), "blue"), tmp_path / f"{i}.png") for i in range(n)]
     paths[30] = str(tmp_path / "gone.png")
@@ -141,22 +146,24 @@ def _worker_paths(tmp_path, n=40):
 @posix_only
 def test_workers_stop_when_the_stream_raises(tmp_path):
     paths = _worker_paths(tmp_path)
+    before = {p.pid for p in multiprocessing.active_children()}
     with pytest.raises(ImageLoadError, match="row 30") as info:
         for _ in load_images_parallel(paths, 8, num_workers=2, batch_size=4):
-            assert multiprocessing.active_children()
+            assert _new_children(before)
     # The traceback still holds the generator's frame: the workers must be gone anyway.
     assert info.value.row == 30
-    assert not multiprocessing.active_children()
+    assert not _new_children(before)
 
 
 @posix_only
 def test_workers_stop_when_the_stream_is_closed(tmp_path):
     paths = _worker_paths(tmp_path)
+    before = {p.pid for p in multiprocessing.active_children()}
     stream = load_images_parallel(paths, 8, num_workers=2, batch_size=4, on_error="ignore")
     next(stream)
-    assert multiprocessing.active_children()
+    assert _new_children(before)
     stream.close()
-    assert not multiprocessing.active_children()
+    assert not _new_children(before)
 
 
 # ------------------------------------------------------------ not regular files
