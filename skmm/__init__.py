@@ -2,6 +2,8 @@
 
 from .encoders import ImageEncoder, TextEncoder
 from .estimators import FusionClassifier
+from .persistence import load, save
+from .stacking import OutOfFoldTransformer
 
-__all__ = ["FusionClassifier", "ImageEncoder", "TextEncoder"]
+__all__ = ["FusionClassifier", "ImageEncoder", "OutOfFoldTransformer", "TextEncoder", "load", "save"]
 __version__ = "0.1.0"

@@ -126,7 +126,7 @@ def test_evaluate_writes_metrics_and_predictions(model_path, shapes, tmp_path):
     report = tmp_path / "report"
     result = run_cli("evaluate", model_path, shapes, "--target", "label", "-o", report, "-q", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(report)) == ["metrics.json", "predictions.csv"]
+    assert sorted(os.listdir(report)) == ["metrics.json", "predictions.csv", "report.html"]
     metrics = json.loads((report / "metrics.json").read_text())
     predictions = pd.read_csv(report / "predictions.csv")
     assert list(predictions.columns[:2]) == ["target", "prediction"]

@@ -24,6 +24,20 @@ Both kinds share four attributes and one method:
     options); it keys the embedding cache.  ``None`` when the features are not
     reproducible (random weights without a fixed seed): they are then never cached.
 
+Two optional methods let :func:`skmm.save` store a fitted backbone as plain data:
+
+``fitted_state()``
+    What ``fit`` learned (a vocabulary, a vectorizer): plain data -- numbers,
+    strings, lists, dicts, numpy arrays, the scikit-learn estimators
+    :func:`skmm.save` knows -- or ``None`` when the backbone cannot say (saving
+    then fails with a TypeError).  Module weights are not part of it.
+``restore_fitted_state(state)``
+    Makes a backbone freshly built by its factory what ``fit`` made it, module
+    architecture included; the weights are loaded afterwards.
+
+Backbones that learn nothing in ``fit`` (every image backbone, the pretrained
+text families) need neither.
+
 Image factories are called as ``factory(spec, image_size=..., random_state=...,
 weights=..., **backbone_kwargs)`` and return an :class:`ImageBackbone`.  Images
 reach ``module`` as uint8 tensors (N, 3, S, S), scaled to [0, 1] and normalised with
@@ -137,7 +151,13 @@ class ImageBackbone:
         weights : str or None
             Identifies the parameters; None when they are random without a fixed
             seed (the backbone is then never cached).
-        image_size, mean, std, out_dim, trainable
+        image_size : int
+            As for the constructor.
+        mean, std : tuple of 3 floats
+            As for the constructor.
+        out_dim : int
+            As for the constructor.
+        trainable : bool
             As for the constructor.
         options : dict, optional
             Other settings the features depend on (backbone keyword arguments,
@@ -167,6 +187,15 @@ class ImageBackbone:
     def fingerprint(self):
         """A string that changes whenever the features would, or None (never cache)."""
         return self._fingerprint
+
+    # -- plain-data state, for skmm.save: an image backbone learns nothing in fit ----------
+    def fitted_state(self):
+        """What ``fit`` learned, as plain data: nothing, for an image backbone."""
+        return {}
+
+    def restore_fitted_state(self, state):
+        """Inverse of :meth:`fitted_state` (nothing to restore)."""
+        _check_no_state(self, state)
 
     def __repr__(self):
         return (
@@ -212,13 +241,29 @@ class TextBackbone:
         raise NotImplementedError
 
     def fingerprint(self):
-        """A string that changes whenever ``prepare``/``module`` would give other features,
-        or None when they are not reproducible (never cached)."""
+        """A string that changes whenever ``prepare``/``module`` would give other features.
+
+        None when they are not reproducible (never cached).
+        """
         raise NotImplementedError
+
+    # -- plain-data state, for skmm.save ----------------------------------------------------
+    def fitted_state(self):
+        """What :meth:`fit` learned, as plain data (see the module docstring).
+
+        ``{}`` for a backbone that keeps the base class's :meth:`fit` (it learns
+        nothing); None -- cannot be saved -- for one that overrides :meth:`fit`
+        without overriding this method.
+        """
+        return {} if type(self).fit is TextBackbone.fit else None
+
+    def restore_fitted_state(self, state):
+        """Make this freshly built backbone what :meth:`fit` made it, given :meth:`fitted_state`."""
+        _check_no_state(self, state)
 
 
 class Normalize(nn.Module):
-    """uint8 or [0, 1] images -> normalised float images (runs on the model's device).
+    """Turn uint8 or [0, 1] images into normalised float images (on the model's device).
 
     Examples
     --------
@@ -236,3 +281,8 @@ class Normalize(nn.Module):
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         return (x - self.mean) / self.std
+
+
+def _check_no_state(backbone, state):
+    if state:
+        raise ValueError(f"{type(backbone).__name__} learns nothing in fit, but got a fitted state {state!r:.80}")

@@ -9,13 +9,13 @@ reproduced, the identity of local weight files, loading them with
 """
 
 import contextlib
-import importlib
 import os
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..utils.optional import import_optional as _import_optional
 from ..utils.seeding import seed_of, seeded
 from ._common import digest
 
@@ -40,31 +40,15 @@ _MODEL_FILE_SUFFIXES = {".json", ".safetensors", ".bin", ".pt", ".pth", ".txt", 
 
 
 def import_optional(module_name, extra):
-    """Import ``module_name`` or raise an ImportError naming the skmm extra.
-
-    Parameters
-    ----------
-    module_name : str
-        The module to import ("timm", "transformers", ...).
-    extra : str
-        The skmm extra that installs it ("timm", "hf", ...).
-
-    Returns
-    -------
-    module
+    """Import ``module_name`` or raise an ImportError naming the skmm extra (see
+    :func:`skmm.utils.optional.import_optional`).
 
     Examples
     --------
     >>> import_optional("math", "none").sqrt(4.0)
     2.0
     """
-    try:
-        return importlib.import_module(module_name)
-    except ImportError as exc:
-        top = module_name.partition(".")[0]
-        raise ImportError(
-            f'this skmm backbone requires {top}: pip install "skmm[{extra}]" ({exc})'
-        ) from exc
+    return _import_optional(module_name, extra, what="this skmm backbone")
 
 
 @contextlib.contextmanager

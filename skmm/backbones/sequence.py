@@ -152,6 +152,22 @@ class _TokenBackbone(TextBackbone):
     def _build_module(self, n_tokens):
         raise NotImplementedError
 
+    # -- plain-data state, for skmm.save ----------------------------------------------------
+    def fitted_state(self):
+        """The vocabulary, as the list of tokens in id order (ids start at 2)."""
+        self._check_fitted()
+        return {"vocabulary": sorted(self.vocabulary_, key=self.vocabulary_.get)}
+
+    def restore_fitted_state(self, state):
+        """Take the vocabulary of :meth:`fitted_state` and build the module for it (weights loaded after)."""
+        tokens = state["vocabulary"]
+        if type(tokens) is not list or not all(type(t) is str for t in tokens) or len(set(tokens)) != len(tokens):
+            raise ValueError(f"text encoder {self.name!r}: the saved vocabulary is not a list of distinct strings")
+        self.vocabulary_ = {token: i for i, token in enumerate(tokens, start=2)}
+        with seeded(0):  # any weights: they are replaced; the caller's RNG is left alone
+            self.module = self._build_module(len(tokens) + 2)
+        self.out_dim = self.dim
+
     def _check_fitted(self):
         if self.vocabulary_ is None:
             raise NotFittedError(f"text encoder {self.name!r} is not fitted yet; call fit(texts) first")

@@ -95,6 +95,28 @@ class _SparseBackbone(TextBackbone):
     def _fitted_state(self):
         return ()
 
+    # -- plain-data state, for skmm.save ----------------------------------------------------
+    def fitted_state(self):
+        """The fitted vectorizer and SVD (scikit-learn estimators skmm.save stores as data)."""
+        self._check_fitted()
+        return {"vectorizer": self.vectorizer, "svd": self.svd_}
+
+    def restore_fitted_state(self, state):
+        """Take the vectorizer and SVD of :meth:`fitted_state`, checked against this backbone's options."""
+        vectorizer, svd = state["vectorizer"], state["svd"]
+        if type(vectorizer) is not type(self.vectorizer) or vectorizer.get_params() != self.vectorizer.get_params():
+            raise ValueError(f"text encoder {self.name!r}: the saved vectorizer does not match the backbone's options")
+        if svd is not None and (type(svd) is not TruncatedSVD or self.n_components is None):
+            raise ValueError(f"text encoder {self.name!r}: the saved SVD does not match n_components")
+        self.vectorizer, self.svd_ = vectorizer, svd
+        if svd is not None:
+            self.out_dim = int(svd.components_.shape[0])
+        elif isinstance(vectorizer, HashingVectorizer):
+            self.out_dim = int(vectorizer.n_features)
+        else:
+            self.out_dim = len(vectorizer.vocabulary_)
+        self._fitted = True
+
     def fingerprint(self):
         """sha256 of the vectorizer's parameters and fitted state and the SVD components."""
         self._check_fitted()

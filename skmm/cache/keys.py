@@ -78,6 +78,7 @@ def text_key(text):
     Returns
     -------
     key : str
+        ``"t:"`` followed by the hash in lowercase hex digits.
 
     Examples
     --------

@@ -40,6 +40,7 @@ def get_cache(cache_dir=None, *, key=None, max_bytes=None):
     Returns
     -------
     cache : MemoryCache or DiskCache
+        The same object for the same resolved ``cache_dir`` in this process.
 
     Examples
     --------

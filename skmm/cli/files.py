@@ -2,10 +2,9 @@
 
 import os
 import sys
-import tempfile
-from contextlib import contextmanager, suppress
 
 from ..io.columns import is_text_column, looks_like_image_paths
+from ..utils.files import atomic_output
 from .errors import CommandError, one_line
 
 __all__ = [
@@ -175,33 +174,6 @@ def check_output_dir(path):
         raise CommandError(f"-o {path!r}: directory {target!r} does not exist")
     if not os.access(target, os.W_OK | os.X_OK):
         raise CommandError(f"-o {path!r}: directory {target!r} is not writable")
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextmanager
-def atomic_output(path):
-    """Yield a temporary path beside ``path``; it becomes ``path`` only if the block succeeds.
-
-    The temporary file is created in the target directory (so the final
-    :func:`os.replace` is atomic) and deleted if the block raises, including on
-    Ctrl-C: an interrupted command leaves the old file, or none, never half of one.
-    """
-    path = os.path.abspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=os.path.dirname(path))
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # as if created by open(): mkstemp makes it 0600
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def write_table(df, path):

@@ -5,6 +5,7 @@ A model file is the fitted estimator saved with :func:`joblib.dump`, so
 runs code when loaded: load model files only from sources you trust.
 """
 
+import importlib.util
 import json
 import os
 import time
@@ -72,13 +73,19 @@ def register(sub, parents):
         "evaluate",
         parents=parents,
         help="score a saved model on labelled data and write a report",
-        description="Score a saved model on DATA; write REPORT_DIR/metrics.json and REPORT_DIR/predictions.csv.",
+        description="Score a saved model on DATA; write REPORT_DIR/metrics.json, REPORT_DIR/predictions.csv "
+        "and REPORT_DIR/report.html (a self-contained HTML report: metrics, plots, modality importance, "
+        "the worst mistakes; needs matplotlib).",
     )
     p.add_argument("model", metavar="MODEL")
     p.add_argument("data", metavar="DATA")
     p.add_argument("--target", required=True, metavar="COL", help="the column of true labels")
     p.add_argument("--image-root", metavar="DIR", help="directory of relative image paths (default: DATA's)")
     p.add_argument("-o", "--output", required=True, metavar="REPORT_DIR", help="directory for the report")
+    p.add_argument("--no-report", action="store_true", help="write only metrics.json and predictions.csv")
+    p.add_argument(
+        "--n-mistakes", type=int, default=12, metavar="N", help="wrong predictions shown in report.html (default 12)"
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=evaluate)
 
@@ -257,8 +264,13 @@ def format_metrics(metrics):
 
 
 def evaluate(args):
-    """``skmm evaluate``: metrics.json and predictions.csv in REPORT_DIR, and a table on stdout."""
+    """``skmm evaluate``: metrics.json, predictions.csv and report.html in REPORT_DIR, and a table on stdout."""
     check_output_dir(args.output)
+    if not args.no_report:
+        if args.n_mistakes < 0:
+            raise CommandError(f"--n-mistakes must be 0 or more, got {args.n_mistakes}")
+        if importlib.util.find_spec("matplotlib") is None:
+            raise CommandError('report.html needs matplotlib: pip install "skmm[plot]", or pass --no-report')
     model = load_model(args.model)
     set_verbose(model, 0 if args.quiet else 1)
     df = read_table(args.data)
@@ -275,11 +287,17 @@ def evaluate(args):
     frame = _output_frame(model, predictions, proba, target=list(y))
     table = format_metrics(metrics)
     os.makedirs(args.output, exist_ok=True)
+    written = ["metrics.json", "predictions.csv"]
+    if not args.no_report:  # first: the step most likely to fail leaves the other files unwritten
+        from ..report import write_report
+
+        write_report(model, X, y.to_numpy(), args.output, proba=proba, n_mistakes=args.n_mistakes)
+        written.append("report.html")
     with atomic_output(os.path.join(args.output, "metrics.json")) as tmp:
         with open(tmp, "w", encoding="utf-8") as f:
             json.dump(metrics, f, indent=2, allow_nan=False)
             f.write("\n")
     write_table(frame, os.path.join(args.output, "predictions.csv"))
     print(table)
-    print(f"{args.output}: metrics.json, predictions.csv")
+    print(f"{args.output}: {', '.join(written)}")
     return 0

@@ -10,6 +10,7 @@ back around the trained module (:meth:`BaseEncoder.with_trained_module`).
 """
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -120,6 +121,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         """Inverse of :meth:`_wrap_module`."""
         return module
 
+    def _branch_augmentation(self, trainable):
+        """The train-time augmentation a branch trains with (None: none)."""
+        return None
+
     # -- scikit-learn API ---------------------------------------------------------------
     def fit(self, X, y=None):
         """Build the backbone and learn what it learns from ``X`` (a vocabulary, a vectorizer).
@@ -128,11 +133,13 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         ----------
         X : DataFrame column, Series, list or array
             The inputs (see the class docstring).
-        y : ignored
+        y : None
+            Ignored; there for scikit-learn's API.
 
         Returns
         -------
         self
+            The fitted encoder.
         """
         self.validate_params()
         batch = self._read(X, reset=True)
@@ -210,14 +217,18 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         embeddings.  A trainable one hands over its module, with the parts
         ``trainable="last:<n>"`` keeps frozen set to ``requires_grad=False``, and
         keeps a copy of itself without the module to prepare inputs; the network
-        owns the module from then on, so its weights are stored once.
+        owns the module from then on, so its weights are stored once.  A
+        trainable image branch also carries the train-time augmentation its
+        encoder's ``augment`` asks for (:attr:`Branch.augment`).
 
         Returns
         -------
         Branch
+            What the fusion network reads, and trains, for this modality.
         """
         check_is_fitted(self)
         if not self.is_trainable_:
+            self._branch_augmentation(False)
             return Branch(encoder=self, module=None, width=self._n_features_out, trainable=False)
         if isinstance(self.trainable, str) and self.trainable.startswith("last:"):
             n = int(self.trainable[5:])
@@ -233,7 +244,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         reader.backbone_ = _without_module(self.backbone_)
         reader._module = None
         reader.module_in_network_ = True
-        return Branch(encoder=reader, module=self._module, width=int(self.backbone_.out_dim), trainable=True)
+        return Branch(encoder=reader, module=self._module, width=int(self.backbone_.out_dim), trainable=True,
+                      augment=self._branch_augmentation(True))
 
     def with_trained_module(self, module, *, tag=None):
         """A fitted encoder like this one whose backbone runs ``module``.
@@ -354,6 +366,13 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         return features, present
 
     # -- persistence: modules travel as torch bytes so CUDA-trained models load on CPU ----
+    def __copy__(self):
+        # A shallow copy, as copy.copy promises (as_branch and with_trained_module use it);
+        # without it, copy.copy would go through __getstate__ and serialise the module.
+        twin = type(self).__new__(type(self))
+        twin.__dict__.update(self.__dict__)
+        return twin
+
     def __getstate__(self):
         state = self.__dict__.copy()
         backbone = state.get("backbone_")
@@ -374,6 +393,64 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             self.device_ = "cpu"
         if "backbone_" in state:
             self._setup_module()
+
+    # -- plain-data state, for skmm.save / skmm.load (skmm/persistence) -------------------
+    def __skmm_getstate__(self, context):
+        """The fitted state as plain data (None when unfitted); the module's weights go to ``context``."""
+        if not hasattr(self, "backbone_"):
+            return None
+        backbone_state = self.backbone_.fitted_state()
+        if backbone_state is None:
+            raise TypeError(
+                f"{type(self).__name__}(backbone={self.backbone!r}): {type(self.backbone_).__name__} learns in fit but "
+                "does not implement fitted_state(), so skmm.save cannot store it; use joblib (trusted files only)"
+            )
+        in_network = bool(getattr(self, "module_in_network_", False))
+        if self.backbone_.module is not None and not in_network:
+            context.save_module("backbone", self.backbone_.module)
+        return {
+            "device": str(self.device_),
+            "n_features_out": int(self._n_features_out),
+            "backbone": backbone_state,
+            "module_in_network": in_network,  # its weights are the network's: the classifier saves them
+            "trained_tag": getattr(self, "trained_tag_", None),
+            "input": {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)},
+        }
+
+    def __skmm_setstate__(self, state, context):
+        """Rebuild the fitted encoder of :meth:`__skmm_getstate__`: the backbone through its factory."""
+        context.checkable(self).validate_params()
+        self.device_ = context.device(state["device"])
+        self.backbone_ = self._build_backbone()
+        self.backbone_.restore_fitted_state(state["backbone"])
+        self._n_features_out = int(self.backbone_.out_dim)
+        if self._n_features_out != state["n_features_out"]:
+            raise ValueError(
+                f"{context.where}: the rebuilt backbone gives {self._n_features_out} features, "
+                f"the saved encoder {state['n_features_out']}"
+            )
+        for key, value in state["input"].items():
+            if key not in ("n_features_in_", "feature_names_in_"):
+                raise ValueError(f"{context.where}: unknown input attribute {key!r}")
+            setattr(self, key, value)
+        if state["trained_tag"] is not None:
+            self.trained_tag_ = str(state["trained_tag"])
+        self._setup_module()
+        module = self.backbone_.module
+        if module is None or state["module_in_network"]:
+            return  # a classifier hands the module to its network and loads the network's weights
+        fingerprint = self.fingerprint()
+        changed = context.load_module("backbone", module, compare=True)
+        if changed and fingerprint is not None and not state["trained_tag"] and self.fingerprint() == fingerprint:
+            # The weights behind the backbone's name (a file, a checkpoint) are not the saved
+            # ones any more, and its fingerprint cannot tell: never cache these embeddings.
+            warnings.warn(
+                f"{type(self).__name__}(backbone={self.backbone!r}): the weights it was built from differ from "
+                "the saved ones, which it uses; its embeddings are not cached (cache=False)",
+                UserWarning,
+                stacklevel=4,
+            )
+            self.cache = False
 
 
 def _without_module(backbone):

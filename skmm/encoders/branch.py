@@ -25,12 +25,18 @@ class Branch:
         Number of features the branch gives the network.
     trainable : bool
         Whether the network trains a module of this branch.
+    augment : ImageAugmentation or None
+        The random transform the network's training loader applies to each
+        training batch of :meth:`inputs` (trainable image branches; see
+        :mod:`skmm.encoders.augmentation`); None for no augmentation.  Never
+        applied to validation rows or in prediction.
     """
 
     encoder: Any
     module: Any
     width: int
     trainable: bool
+    augment: Any = None
 
     def inputs(self, X):
         """The branch's inputs for the raw values ``X``, and a bool array of the rows that have one.

@@ -1,6 +1,7 @@
 """ImageEncoder: image files (or image arrays) to feature vectors, through a registered backbone."""
 
 import math
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -13,6 +14,7 @@ from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, load_images_parallel, resolve_
 from ..io.images.decode import RESIZE_MODES
 from ..registry import image_backbones
 from ..utils.validation import check_int, check_on_error, check_option
+from .augmentation import ImageAugmentation, check_augment, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
 
 __all__ = ["ImageEncoder"]
@@ -43,6 +45,24 @@ class ImageEncoder(BaseEncoder):
         lets the backbone decide: nets trained from scratch do, pretrained ones
         stay frozen), or only its last n blocks do.  Standalone transforms never
         train.
+    augment : {"auto", "none", "light", "strong"}, callable or None, default="auto"
+        Train-time augmentation of a trainable branch inside FusionClassifier:
+        each training batch's pictures get their own random transform as the
+        batch is drawn, so every epoch sees new versions of them (validation
+        rows and predictions never do).  "light" is a random resized crop
+        (60-100% of the area), a horizontal flip and a small colour jitter;
+        "strong" crops down to 35% and jitters more (see
+        :mod:`skmm.encoders.augmentation`); a callable (e.g. a
+        ``torchvision.transforms.v2`` transform) maps one uint8 image tensor
+        (3, S, S) to one of the same shape.  "auto" is "light" for a backbone
+        trained from scratch (randomly initialised) when torchvision is
+        installed, and off otherwise; "none" and None are off.  Frozen encoders
+        (and standalone ``transform``) never augment: their features are
+        computed once.  The presets need torchvision (``pip install
+        "skmm[vision]"``).  The transforms run in ``num_workers`` worker
+        processes of the training loader (in the training process when 0), and
+        draw from torch's RNG, which the classifier seeds from its
+        ``random_state``.
     batch_size : int, default=64
         Images per forward pass.
     num_workers : "auto" or int, default="auto"
@@ -106,6 +126,7 @@ class ImageEncoder(BaseEncoder):
         image_size=None,
         resize="pad",
         trainable="auto",
+        augment="auto",
         batch_size=64,
         num_workers="auto",
         device="auto",
@@ -123,6 +144,7 @@ class ImageEncoder(BaseEncoder):
         self.image_size = image_size
         self.resize = resize
         self.trainable = trainable
+        self.augment = augment
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.device = device
@@ -146,6 +168,25 @@ class ImageEncoder(BaseEncoder):
         check_option("resize", self.resize, RESIZE_MODES)
         check_int("max_image_pixels", self.max_image_pixels, allow_none=True)
         check_on_error(self.on_error, allow_none=True)
+        check_augment(self.augment)
+
+    def _branch_augmentation(self, trainable):
+        augment = self.augment
+        if augment == "auto":
+            augment = "light" if trainable and self.backbone_.trainable and vision_available() else None
+        if augment is None or augment == "none":
+            return None
+        if not trainable:
+            warnings.warn(
+                f"augment={augment!r} has no effect: {self.backbone!r} is frozen (its features are computed "
+                "once); augmentation needs a trainable image branch",
+                UserWarning,
+                stacklevel=4,
+            )
+            return None
+        # the training loader's workers: the decoding workers' rule, for a loader that runs every epoch
+        workers = resolve_num_workers(self.num_workers, 2**31, 1)
+        return ImageAugmentation(augment, image_size=self.backbone_.image_size, num_workers=workers)
 
     @property
     def on_error_(self):

@@ -14,11 +14,13 @@ import uuid
 from collections.abc import Mapping
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, clone
 from sklearn.metrics import get_scorer
 from sklearn.utils.validation import check_is_fitted
 from skorch.helper import SliceDict
+from skorch.history import History
 
 from ..encoders import ImageEncoder, TextEncoder
 from ..fusion.net import FusionNet
@@ -27,6 +29,7 @@ from ..io.frame import InputLayout
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
+from ..utils.threads import head_training_threads, torch_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]
@@ -138,7 +141,7 @@ class BaseFusionEstimator(BaseEstimator):
         seed, _ = seed_of(self.random_state)
         self.fit_id_ = uuid.uuid4().hex  # tags features of the trained branches in the cache
         with seeded(seed):
-            self.branches_, self.scalers_, net_branches, data = {}, {}, {}, {}
+            self.branches_, self.scalers_, net_branches, data, augment = {}, {}, {}, {}, {}
             for name, mod in modalities.items():
                 if mod.kind == "dense":
                     mean = mod.values.mean(axis=0)
@@ -151,24 +154,43 @@ class BaseFusionEstimator(BaseEstimator):
                 branch = self._make_encoder(mod.kind, seed).fit(mod.values).as_branch()
                 data[name], data[f"{name}_mask"] = branch.inputs(mod.values)
                 net_branches[name] = (branch.module, branch.width)
+                if branch.augment is not None:
+                    augment[name] = branch.augment  # applied by the net's training loader only
                 # the net owns a trainable module from here on; the branch keeps what reads inputs
-                self.branches_[name] = dataclasses.replace(branch, module=None)
+                self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
             self.modalities_ = list(net_branches)
-            module = FusionNet(
-                net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
-                dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
-                unimodal_loss=self.unimodal_loss,
-            )
-            self.net_ = build_net(
-                module, n_classes=n_outputs, class_weights=class_weights, lr=self.lr,
-                weight_decay=self.weight_decay, max_epochs=self.max_epochs, batch_size=self.batch_size,
-                warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
-                validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
-                early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
-                device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose,
-            )
-            self.net_.fit(SliceDict(**data), y_enc)
+            self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
+            with torch_threads(self._training_threads(net_branches)):
+                self.net_.fit(SliceDict(**data), y_enc)
         return self
+
+    def _training_threads(self, net_branches):
+        """Torch threads while the net trains: one when every branch is features (no trainable
+        encoder), whose tiny operators only wait on a second thread (skmm.utils.threads);
+        None (torch's setting) otherwise."""
+        if all(module is None for module, _ in net_branches.values()):
+            return head_training_threads()
+        return None
+
+    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
+        """The skorch net (untrained) around a new FusionNet over ``net_branches``.
+
+        ``augment``: input name -> the augmentation of its training batches.
+        """
+        module = FusionNet(
+            net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
+            dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
+            unimodal_loss=self.unimodal_loss,
+        )
+        return build_net(
+            module, n_classes=n_outputs, class_weights=class_weights,
+            label_smoothing=getattr(self, "label_smoothing", 0.0), augment=augment, lr=self.lr,
+            weight_decay=self.weight_decay, max_epochs=self.max_epochs, batch_size=self.batch_size,
+            warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
+            validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
+            early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
+            device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose,
+        )
 
     # -- predict --------------------------------------------------------------------------
     def model_inputs(self, X):
@@ -194,6 +216,40 @@ class BaseFusionEstimator(BaseEstimator):
             data[name], data[f"{name}_mask"] = self.branches_[name].inputs(mod.values)
         return data
 
+    def modality_weights(self, X):
+        """How much each modality weighs in each row's prediction, for fusions that weigh them.
+
+        ``gated`` (its gates, averaged over features), ``attention`` (the pooling
+        query's attention over modality tokens) and ``late`` (its learned weights,
+        the same for every row).  Rows whose modality is missing use its learned
+        "missing" embedding, as in prediction.
+
+        Returns
+        -------
+        DataFrame of shape (n_samples, n_modalities)
+            Columns ``modalities_``, rows summing to 1, index that of ``X`` when it
+            is a DataFrame.
+
+        Raises
+        ------
+        ValueError
+            For a fusion that does not weigh modalities (concat, sum, ...).
+        """
+        check_is_fitted(self)
+        inputs = self.model_inputs(X)
+        module = self.net_.module_
+        module.eval()
+        with torch.inference_mode():
+            tensors = {k: torch.as_tensor(v).to(self.net_.device) for k, v in inputs.items()}
+            weights = module.modality_weights(**tensors)
+        if weights is None:
+            raise ValueError(
+                f"fusion={self.fusion!r} does not weigh modalities per row; modality_weights needs "
+                "'gated', 'attention' or 'late' (skmm.inspection.modality_importance works for every fusion)"
+            )
+        index = X.index if isinstance(X, pd.DataFrame) else None
+        return pd.DataFrame(weights.float().cpu().numpy(), columns=self.modalities_, index=index)
+
     def _rows_without_any_modality(self, data):
         masks = [data[f"{n}_mask"] for n in self.modalities_ if f"{n}_mask" in data]
         if masks and len(masks) == len(self.modalities_):
@@ -215,6 +271,23 @@ class BaseFusionEstimator(BaseEstimator):
         }
 
     # -- persistence --------------------------------------------------------------------
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        net = state.get("net_")
+        extra = [a for a in _CUDA_DEPENDENT if a not in getattr(net, "cuda_dependent_attributes_", _CUDA_DEPENDENT)]
+        if extra:
+            # skorch pickles `module` (the FusionNet we gave it, the same object as module_) and
+            # `callbacks`/`callbacks_` (the LR scheduler holds the optimizer) with plain pickle:
+            # CUDA tensors a CPU-only machine cannot load, and second copies of the weights and
+            # the optimizer state. Listed as CUDA-dependent, they travel with module_ and
+            # optimizer_ through skorch's map_location path (tensors read with
+            # weights_only=True), each tensor once.
+            twin = object.__new__(type(net))
+            twin.__dict__.update(net.__dict__)
+            twin.__dict__["cuda_dependent_attributes_"] = [*net.cuda_dependent_attributes_, *extra]
+            state["net_"] = twin
+        return state
+
     def __setstate__(self, state):
         # A model trained on CUDA loads anywhere: skorch moves the net to the CPU with
         # a warning, the encoders do the same, and this records where it now runs.
@@ -222,7 +295,93 @@ class BaseFusionEstimator(BaseEstimator):
         if str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
             self.device_ = "cpu"
 
+    # -- plain-data state, for skmm.save / skmm.load (skmm/persistence) -------------------
+    def __skmm_getstate__(self, context):
+        """The fitted state as plain data (None when unfitted); the network's weights go to ``context``."""
+        if not hasattr(self, "net_"):
+            return None
+        context.save_module("net", self.net_.module_)
+        weight = self.net_.get_params().get("criterion__weight")
+        return {
+            "layout": {k: getattr(self.input_layout_, k) for k in _LAYOUT if hasattr(self.input_layout_, k)},
+            "input": {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)},
+            "modalities": list(self.modalities_),
+            "branches": {
+                name: {"encoder": b.encoder, "width": int(b.width), "trainable": bool(b.trainable)}
+                for name, b in self.branches_.items()
+            },
+            "scalers": {name: list(pair) for name, pair in self.scalers_.items()},
+            "n_outputs": len(self.net_.classes),
+            "class_weights": None if weight is None else weight.cpu().numpy(),
+            "fit_id": self.fit_id_,
+            "device": str(self.device_),
+            "history": _plain(list(self.net_.history)),
+        }
+
+    def __skmm_setstate__(self, state, context):
+        """Rebuild the fitted estimator of :meth:`__skmm_getstate__`: the FusionNet from the parameters."""
+        context.checkable(self)._check_params()
+        layout = InputLayout(image_col=self.image_col, text_col=self.text_col, owner=type(self).__name__)
+        for key, value in state["layout"].items():
+            if key not in _LAYOUT:
+                raise ValueError(f"{context.where}: unknown layout attribute {key!r}")
+            setattr(layout, key, value)
+        self.input_layout_, self.layout_ = layout, layout.kind_
+        for key in _LAYOUT[1:]:
+            if hasattr(layout, key):
+                setattr(self, key, getattr(layout, key))
+        for key, value in state["input"].items():
+            if key not in ("n_features_in_", "feature_names_in_"):
+                raise ValueError(f"{context.where}: unknown input attribute {key!r}")
+            setattr(self, key, value)
+        self.device_ = context.device(state["device"])
+        self.fit_id_ = str(state["fit_id"])
+        self.modalities_ = list(state["modalities"])
+        self.scalers_ = {name: tuple(np.asarray(a, dtype=np.float32) for a in pair) for name, pair in state["scalers"].items()}
+        self.branches_, net_branches, augment = {}, {}, {}
+        for name in self.modalities_:
+            if name in self.scalers_:
+                net_branches[name] = (None, len(self.scalers_[name][0]))
+                continue
+            saved = state["branches"][name]
+            if not isinstance(saved["encoder"], (ImageEncoder, TextEncoder)):
+                raise ValueError(f"{context.where}: the branch {name!r} has no encoder")
+            branch = saved["encoder"].as_branch()
+            if (branch.width, branch.trainable) != (saved["width"], saved["trainable"]):
+                raise ValueError(f"{context.where}: the rebuilt branch {name!r} does not match the saved one")
+            net_branches[name] = (branch.module, branch.width)
+            if branch.augment is not None:
+                augment[name] = branch.augment
+            self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
+        weights = state["class_weights"]
+        seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
+        with seeded(0):  # the new layers' initial weights are replaced; the caller's RNG is left alone
+            self.net_ = self._make_net(net_branches, int(state["n_outputs"]), weights, seed, augment=augment)
+            self.net_.initialize()
+        context.load_module("net", self.net_.module_)
+        self.net_.history = History(state["history"])
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         return tags
+
+
+_CUDA_DEPENDENT = ("module", "callbacks")  # prefixes; see BaseFusionEstimator.__getstate__
+_LAYOUT = ("kind_", "image_col_", "text_col_", "ignored_columns_", "blocks_")  # InputLayout's decisions
+
+
+def _plain(value):
+    """``value`` with what is not plain data left out (training history written by callbacks)."""
+    if isinstance(value, dict):
+        return {k: v for k, v in ((str(k), _plain(v)) for k, v in value.items()) if v is not _DROP}
+    if isinstance(value, (list, tuple)):
+        return [item for item in map(_plain, value) if item is not _DROP]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, np.generic) and value.dtype.kind in "biuf":
+        return value.item()
+    return _DROP
+
+
+_DROP = object()

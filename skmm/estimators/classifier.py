@@ -10,7 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 from skorch.helper import SliceDict
 
-from ..utils.validation import check_number
+from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
 
 __all__ = ["FusionClassifier", "read_labels"]
@@ -62,10 +62,13 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         separately trained classifiers.  No effect on the single-modality
         ablations.
     max_epochs : int, default=20
+        Passes over the training rows (fewer with early stopping).
     batch_size : int, default=32
+        Rows per training step.
     lr : float, default=1e-3
         Learning rate of AdamW, cosine-annealed over ``max_epochs``.
     weight_decay : float, default=1e-4
+        AdamW's decoupled weight decay.
     backbone_lr : float or None, default=None
         Learning rate of trainable encoders (None: ``lr``).
     grad_clip : float or None, default=None
@@ -73,6 +76,14 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     warmup_epochs : int, default=0
         Epochs of linear learning-rate warm-up before the cosine decay (useful
         when fine-tuning pretrained backbones).
+    label_smoothing : float in [0, 1), default=0.0
+        Label smoothing of the cross-entropy loss (``torch.nn.CrossEntropyLoss``'s
+        ``label_smoothing``): the target of each row becomes ``1 - label_smoothing``
+        on its class plus ``label_smoothing / n_classes`` on every class, which
+        keeps the network from pushing its logits without bound on training rows
+        it already classifies (a regulariser; 0.1 is the usual value, mostly
+        useful when a branch is trained from scratch).  The uni-modal auxiliary
+        losses are smoothed the same way.
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss: "balanced" weighs each class by
         ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
@@ -82,6 +93,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Hold out this fraction (stratified) and stop early when its loss has not
         improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
     n_iter_no_change : int, default=5
+        Epochs without improvement on the held-out rows before training stops
+        (with ``validation_fraction``).
     early_stopping_scoring : str or None, default=None
         With ``validation_fraction``: stop on this scikit-learn scorer of the
         held-out rows (e.g. ``"f1_macro"``, higher is better) instead of their loss.
@@ -188,6 +201,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         backbone_lr=None,
         grad_clip=None,
         warmup_epochs=0,
+        label_smoothing=0.0,
         class_weight=None,
         validation_fraction=None,
         n_iter_no_change=5,
@@ -217,6 +231,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.backbone_lr = backbone_lr
         self.grad_clip = grad_clip
         self.warmup_epochs = warmup_epochs
+        self.label_smoothing = label_smoothing
         self.class_weight = class_weight
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -245,8 +260,10 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Returns
         -------
         self
+            The fitted classifier.
         """
         self._check_params()
+        check_fraction("label_smoothing", self.label_smoothing)
         self._check_class_weight_param()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
@@ -296,12 +313,21 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Rows with no modality at all (missing image and missing text) get
         ``class_prior_``.
         """
-        data = self.model_inputs(X)
-        proba = self.net_.predict_proba(SliceDict(**data)).astype(np.float64)
+        return self.proba_from_inputs(self.model_inputs(X))
+
+    def proba_from_inputs(self, inputs):
+        """Class probabilities from model inputs, as :meth:`model_inputs` gives them.
+
+        For inspecting the model: alter the inputs first (permute a modality
+        across rows, or set its ``<name>_mask`` to False to treat it as missing),
+        as :func:`skmm.inspection.modality_importance` does.
+        """
+        check_is_fitted(self)
+        proba = self.net_.predict_proba(SliceDict(**inputs)).astype(np.float64)
         # the net's softmax is float32: renormalised, rows sum to 1 at float64 precision (as
         # scikit-learn's metrics, e.g. log_loss, expect)
         proba /= proba.sum(axis=1, keepdims=True)
-        proba[self._rows_without_any_modality(data)] = self.class_prior_
+        proba[self._rows_without_any_modality(inputs)] = self.class_prior_
         return proba
 
     def predict(self, X):
@@ -320,6 +346,30 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         """Log of :meth:`predict_proba`."""
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
+
+    # -- plain-data state, for skmm.save / skmm.load (skmm/persistence) -------------------
+    def __skmm_getstate__(self, context):
+        state = super().__skmm_getstate__(context)
+        if state is not None:
+            dtype = self._label_dtype
+            state["labels"] = {
+                "classes": self.classes_,
+                "class_prior": self.class_prior_,
+                "categorical": None if dtype is None else {
+                    "categories": np.asarray(dtype.categories.to_numpy()), "ordered": bool(dtype.ordered)},
+            }
+        return state
+
+    def __skmm_setstate__(self, state, context):
+        labels = state["labels"]
+        self.classes_ = np.asarray(labels["classes"])
+        self.class_prior_ = np.asarray(labels["class_prior"], dtype=np.float64)
+        categorical = labels["categorical"]
+        self._label_dtype = None if categorical is None else pd.CategoricalDtype(
+            categorical["categories"], ordered=bool(categorical["ordered"]))
+        super().__skmm_setstate__(state, context)
+        if not len(self.classes_) == len(self.class_prior_) == state["n_outputs"]:
+            raise ValueError(f"{context.where}: classes_, class_prior_ and the network disagree on the classes")
 
 
 def read_labels(y):

@@ -117,6 +117,15 @@ class Fusion(nn.Module):
     def n_modalities(self):
         return len(self.modalities)
 
+    def modality_weights(self, zs):
+        """How much each modality weighs in each row's fused output: (N, M), rows sum to 1.
+
+        None for fusions that do not weigh modalities (concat, sum, bilinear, tensor,
+        film); gated, attention and late fusion say what their gates, attention or
+        learned weights give.
+        """
+        return None
+
     def _check(self, zs):
         if len(zs) != self.n_modalities:
             raise ValueError(f"expected {self.n_modalities} inputs for modalities {self.modalities}, got {len(zs)}")

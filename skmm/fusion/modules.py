@@ -5,20 +5,20 @@ It is built by a factory called as ``factory(modalities, dim, n_classes, **optio
 and its ``forward(zs)`` takes a list of ``(N, dim)`` tensors, one per modality in
 the order of ``modalities``, and returns ``(N, out_dim)``.
 
-============  ==========================================  ===============================
-name          idea                                        ``out_dim``
-============  ==========================================  ===============================
-``concat``    early fusion by concatenation               ``M * dim``
-``sum``       elementwise sum                             ``dim``
-``gated``     Gated Multimodal Unit (Arevalo et al. 2017) ``output_dim`` (``dim``)
-``attention`` transformer layer over modality tokens      ``dim``
-``bilinear``  MFB low-rank bilinear pooling (Yu 2017)     ``output_dim`` (``dim``)
-``tensor``    Tensor Fusion Network (Zadeh et al. 2017)   ``prod(rank_i + 1)``
-``film``      FiLM conditioning (Perez et al. 2018)       ``2 * dim`` (``dim`` if M == 1)
-``late``      weighted sum of per-modality class logits   ``n_classes`` (logits)
-``image``     ablation: the image modality alone          ``dim``
-``text``      ablation: the text modality alone           ``dim``
-============  ==========================================  ===============================
+=============  ============================================  ===============================
+name           idea                                          ``out_dim``
+=============  ============================================  ===============================
+``concat``     early fusion by concatenation                 ``M * dim``
+``sum``        elementwise sum                               ``dim``
+``gated``      Gated Multimodal Unit (Arevalo et al. 2017)   ``output_dim`` (``dim``)
+``attention``  transformer layer over modality tokens        ``dim``
+``bilinear``   MFB low-rank bilinear pooling (Yu 2017)       ``output_dim`` (``dim``)
+``tensor``     Tensor Fusion Network (Zadeh et al. 2017)     ``prod(rank_i + 1)``
+``film``       FiLM conditioning (Perez et al. 2018)         ``2 * dim`` (``dim`` if M == 1)
+``late``       weighted sum of per-modality class logits     ``n_classes`` (logits)
+``image``      ablation: the image modality alone            ``dim``
+``text``       ablation: the text modality alone             ``dim``
+=============  ============================================  ===============================
 
 ``M`` is the number of modalities.  Options of each fusion are keyword-only
 arguments of its class; an unknown option is a TypeError that names it.
@@ -73,8 +73,10 @@ class SumFusion(Fusion):
 
 @register_fusion("gated")
 class GatedFusion(Fusion):
-    """Gated Multimodal Unit (Arevalo et al., "Gated Multimodal Units for
-    Information Fusion", ICLR workshop 2017).
+    """Gated Multimodal Unit (GMU): a learned gate weighs the modalities, feature by feature.
+
+    Arevalo et al., "Gated Multimodal Units for Information Fusion", ICLR
+    workshop 2017.
 
     Each modality becomes ``h_i = tanh(W_i z_i)``; a gate computed from all inputs
     concatenated decides, per feature, how much each ``h_i`` contributes:
@@ -108,12 +110,26 @@ class GatedFusion(Fusion):
         gates = torch.softmax(logits.view(-1, self.n_modalities, self.out_dim), dim=1)
         return (gates * hs).sum(dim=1)
 
+    def modality_weights(self, zs):
+        """Each modality's gate, averaged over the output features."""
+        self._check(zs)
+        n = zs[0].shape[0]
+        if self.gate is None:
+            return zs[0].new_ones(n, 1)
+        logits = self.gate(torch.cat(list(zs), dim=1))
+        if self.n_modalities == 2:
+            g = torch.sigmoid(logits).mean(dim=1)
+            return torch.stack([g, 1 - g], dim=1)
+        return torch.softmax(logits.view(-1, self.n_modalities, self.out_dim), dim=1).mean(dim=2)
+
 
 @register_fusion("attention")
 class AttentionFusion(Fusion):
-    """Self-attention over modality tokens, in the manner of multimodal
-    transformers (Vaswani et al. 2017; e.g. Nagrani et al., "Attention
-    Bottlenecks for Multimodal Fusion", 2021, without the bottleneck).
+    """Self-attention over modality tokens, in the manner of multimodal transformers.
+
+    Vaswani et al., "Attention Is All You Need", NeurIPS 2017; as in Nagrani
+    et al., "Attention Bottlenecks for Multimodal Fusion", NeurIPS 2021,
+    without the bottleneck.
 
     The modalities are stacked as M tokens of width ``dim``, a learned
     modality-type embedding is added (attention is order-blind otherwise), one
@@ -129,7 +145,10 @@ class AttentionFusion(Fusion):
         Width of the layer's feed-forward block; ``2 * dim`` by default (torch's
         own default of 2048 is far too wide here).
     dropout : float, default=0.1
+        Dropout of the transformer layer.
     pool : {"query", "mean"}, default="query"
+        How the M tokens become one vector: weighted by a learned query's
+        attention, or averaged.
     """
 
     def __init__(self, modalities, dim, n_classes=None, *, n_heads=4, ff_dim=None, dropout=0.1, pool="query"):
@@ -163,6 +182,15 @@ class AttentionFusion(Fusion):
             return tokens.mean(dim=1)
         weights = torch.softmax(tokens @ self.query / math.sqrt(self.dim), dim=1)  # (N, M)
         return (weights.unsqueeze(-1) * tokens).sum(dim=1)
+
+    def modality_weights(self, zs):
+        """The pooling query's attention over the modality tokens (uniform for ``pool="mean"``)."""
+        self._check(zs)
+        if self.query is None:
+            n = zs[0].shape[0]
+            return zs[0].new_full((n, self.n_modalities), 1.0 / self.n_modalities)
+        tokens = self.layer(torch.stack(list(zs), dim=1) + self.type_embedding)
+        return torch.softmax(tokens @ self.query / math.sqrt(self.dim), dim=1)
 
 
 @register_fusion("late")
@@ -211,10 +239,15 @@ class LateFusion(Fusion):
         self.weight_logits = nn.Parameter(torch.zeros(self.n_modalities), requires_grad=learn_weights)
 
     @property
-    def modality_weights(self):
+    def weights_by_modality(self):
         """The current weight of each modality, ``{name: weight}``, summing to 1."""
         weights = torch.softmax(self.weight_logits.detach(), dim=0).tolist()
         return dict(zip(self.modalities, weights))
+
+    def modality_weights(self, zs):
+        """The learned weights, the same for every row."""
+        self._check(zs)
+        return torch.softmax(self.weight_logits, dim=0).expand(zs[0].shape[0], -1)
 
     def modality_logits(self, zs):
         """Each modality's head output, stacked: ``(N, M, n_classes)``."""

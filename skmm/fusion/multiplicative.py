@@ -24,9 +24,10 @@ def _signed_sqrt(x, eps=1e-8):
 
 @register_fusion("bilinear")
 class BilinearFusion(Fusion):
-    """Multi-modal Factorized Bilinear pooling, MFB (Yu et al., "Multi-modal
-    Factorized Bilinear Pooling with Co-Attention Learning for Visual Question
-    Answering", ICCV 2017).
+    """Multi-modal Factorized Bilinear pooling (MFB): low-rank products of the modalities.
+
+    Yu et al., "Multi-modal Factorized Bilinear Pooling with Co-Attention
+    Learning for Visual Question Answering", ICCV 2017.
 
     Each modality is projected to ``factor * output_dim`` features, the
     projections are multiplied elementwise (a rank-``factor`` bilinear form for
@@ -63,8 +64,10 @@ class BilinearFusion(Fusion):
 
 @register_fusion("tensor")
 class TensorFusion(Fusion):
-    """Tensor Fusion Network (Zadeh et al., "Tensor Fusion Network for Multimodal
-    Sentiment Analysis", EMNLP 2017).
+    """Tensor Fusion Network (TFN): the outer product of the reduced modalities.
+
+    Zadeh et al., "Tensor Fusion Network for Multimodal Sentiment Analysis",
+    EMNLP 2017.
 
     Each modality is reduced linearly to ``rank_i`` features, a constant 1 is
     appended to each, and the outer product of all of them is flattened: it
@@ -106,8 +109,10 @@ class TensorFusion(Fusion):
 
 @register_fusion("film")
 class FiLMFusion(Fusion):
-    """Feature-wise Linear Modulation (Perez et al., "FiLM: Visual Reasoning with
-    a General Conditioning Layer", AAAI 2018).
+    """Feature-wise Linear Modulation (FiLM): the other modalities scale and shift the image's.
+
+    Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer",
+    AAAI 2018.
 
     The image modality (the first modality when none is named like one) is
     modulated by the others concatenated, ``cond``:
@@ -125,6 +130,8 @@ class FiLMFusion(Fusion):
     Parameters
     ----------
     concat_condition : bool, default=True
+        Concatenate a projection of the conditioning modalities to the
+        modulated image features (see above).
     """
 
     def __init__(self, modalities, dim, n_classes=None, *, concat_condition=True):

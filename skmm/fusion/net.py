@@ -22,6 +22,10 @@ class Projection(nn.Module):
 class FusionNet(nn.Module):
     """The network FusionClassifier trains.
 
+    The forward pass takes one keyword per modality (its model inputs) and
+    ``<name>_mask`` (bool, True where the row has that modality); rows without a
+    modality use the modality's learned "missing" embedding.
+
     Parameters
     ----------
     branches : dict
@@ -54,10 +58,6 @@ class FusionNet(nn.Module):
         modality dropout).  FusionClassifier adds ``unimodal_loss`` times the
         mean of their cross-entropies to the loss of ``logits``.  In evaluation
         mode the forward pass returns ``logits`` alone.
-
-    The forward pass takes one keyword per modality (its model inputs) and
-    ``<name>_mask`` (bool, True where the row has that modality); rows without a
-    modality use the modality's learned "missing" embedding.
     """
 
     def __init__(self, branches, n_classes, fusion="concat", dim=128, hidden_dim=128, dropout=0.1,
@@ -84,6 +84,13 @@ class FusionNet(nn.Module):
         self.unimodal_heads = None
         if self.unimodal and getattr(self.fusion, "modality_logits", None) is None:
             self.unimodal_heads = nn.ModuleList(nn.Linear(dim, n_classes) for _ in self.unimodal)
+
+    def modality_weights(self, **inputs):
+        """Per-row weight of each modality in the fusion, (N, M), or None (see Fusion.modality_weights)."""
+        weigh = getattr(self.fusion, "modality_weights", None)
+        if not callable(weigh):
+            return None
+        return weigh(self._embed(inputs)[0])
 
     def embed(self, **inputs):
         """Projected per-modality embeddings (missing rows replaced), in modality order."""

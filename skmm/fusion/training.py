@@ -14,10 +14,11 @@ from skorch import NeuralNetClassifier
 from skorch.callbacks import EarlyStopping, EpochScoring, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
+from torch.utils.data import default_collate
 
 from ..utils.device import autocast
 
-__all__ = ["AutocastNet", "WarmupCosine", "build_net"]
+__all__ = ["AugmentingCollate", "AutocastNet", "WarmupCosine", "build_net"]
 
 
 class AutocastNet(NeuralNetClassifier):
@@ -31,7 +32,7 @@ class AutocastNet(NeuralNetClassifier):
     ``(logits, modality_logits, mask)``; :meth:`get_loss` then adds
     ``module_.unimodal_loss`` times the mean of the per-modality cross-entropies,
     each over the rows that had the modality, weighted by the criterion's class
-    weights.
+    weights and smoothed by its ``label_smoothing``.
     """
 
     def __init__(self, module, *, precision="auto", **kwargs):
@@ -53,6 +54,7 @@ class AutocastNet(NeuralNetClassifier):
         loss = super().get_loss(logits, y_true, X=X, training=training)
         y_true = to_tensor(y_true, device=self.device)
         weight = self.criterion_.weight
+        smoothing = getattr(self.criterion_, "label_smoothing", 0.0)
         losses = []
         for m in range(per.shape[1]):
             rows = mask[:, m]
@@ -62,10 +64,44 @@ class AutocastNet(NeuralNetClassifier):
             # the (weighted) mean CrossEntropyLoss(weight) computes; a 0/0 is skipped
             total = weight[y].sum() if weight is not None else y.new_tensor(len(y), dtype=per.dtype)
             if total > 0:
-                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum") / total)
+                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum",
+                                              label_smoothing=smoothing) / total)
         if losses:
             loss = loss + self.module_.unimodal_loss * torch.stack(losses).mean()
         return loss
+
+
+class AugmentingCollate:
+    """The training loader's collate function: skorch's batch, with some inputs augmented.
+
+    Parameters
+    ----------
+    augment : dict
+        Input name -> a callable ``f(images, present)`` giving the batch's
+        ``images`` (uint8, ``(N, 3, S, S)``) randomly transformed, where
+        ``present`` (the ``<name>_mask`` input, or None) says which rows have an
+        image (:class:`skmm.encoders.augmentation.ImageAugmentation`).
+
+    Only the training loader uses it (``iterator_train__collate_fn``), so
+    validation rows and predictions are never augmented; it runs once per
+    batch drawn, in the loader's workers when it has some, so every epoch gets
+    new random transforms.
+    """
+
+    def __init__(self, augment):
+        self.augment = dict(augment)
+
+    def __call__(self, rows):
+        X, y = default_collate(rows)
+        X = dict(X)
+        for name, augment in self.augment.items():
+            X[name] = augment(X[name], X.get(f"{name}_mask"))
+        return X, y
+
+
+def _one_thread_worker(worker_id):
+    # augmenting workers share the cores with the training process: one torch thread each
+    torch.set_num_threads(1)
 
 
 class WarmupCosine:
@@ -95,6 +131,8 @@ def build_net(
     *,
     n_classes,
     class_weights=None,
+    label_smoothing=0.0,
+    augment=None,
     lr,
     weight_decay,
     max_epochs,
@@ -116,7 +154,10 @@ def build_net(
 
     Parameters are the estimator's training settings (see
     :class:`skmm.FusionClassifier`); ``class_weights`` is one weight per class or None,
-    ``seed`` fixes the validation split.
+    ``label_smoothing`` goes to the CrossEntropyLoss criterion, ``augment`` maps input
+    names to the augmentation of their training batches (see :class:`AugmentingCollate`;
+    the training loader gets the largest ``num_workers`` they ask for), ``seed``
+    fixes the validation split.
     """
     schedule = WarmupCosine(warmup_epochs, max_epochs)
     cbs = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
@@ -139,9 +180,16 @@ def build_net(
         kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": backbone_lr})]
     if str(device).startswith("cuda"):
         kwargs.update(iterator_train__pin_memory=True, iterator_valid__pin_memory=True)
+    if augment:
+        kwargs["iterator_train__collate_fn"] = AugmentingCollate(augment)
+        workers = max(int(getattr(a, "num_workers", 0)) for a in augment.values())
+        if workers:
+            # skorch makes a new loader every epoch; each draws its workers' seeds from torch's RNG
+            kwargs.update(iterator_train__num_workers=workers, iterator_train__worker_init_fn=_one_thread_worker)
     return AutocastNet(
         module,
         criterion=torch.nn.CrossEntropyLoss,
+        criterion__label_smoothing=float(label_smoothing),
         optimizer=torch.optim.AdamW,
         optimizer__weight_decay=weight_decay,
         lr=lr,

@@ -1,0 +1,156 @@
+"""Train-time image augmentation for trainable image branches (``ImageEncoder(augment=...)``).
+
+An :class:`ImageAugmentation` is what a trainable :class:`~skmm.ImageEncoder` hands a
+fusion network with its branch (:attr:`skmm.encoders.Branch.augment`): a picklable
+callable that gives each uint8 image of a training batch its own random transform.
+The network's training loader applies it to every training batch as it is drawn
+(in the loader's worker processes when it has some), so each epoch sees new random
+versions of the pictures; validation rows, predictions and standalone ``transform``
+never go through it.
+
+The presets use :mod:`torchvision.transforms.v2` (the ``vision`` extra):
+
+``"light"``   RandomResizedCrop(scale=(0.6, 1)), horizontal flip, ColorJitter(0.1, 0.1, 0.1)
+``"strong"``  RandomResizedCrop(scale=(0.35, 1)), horizontal flip,
+              ColorJitter(0.3, 0.3, 0.3, 0.05), RandomGrayscale(p=0.1)
+
+Random draws come from torch's global RNG, which the estimator seeds from its
+``random_state`` for the whole fit (and the DataLoader derives its workers' seeds
+from it), so equal seeds give equal augmentations and equal models.
+"""
+
+import importlib.util
+
+import torch
+
+from ..utils.optional import import_optional
+
+__all__ = ["AUGMENT_OPTIONS", "ImageAugmentation", "check_augment", "preset_transform", "vision_available"]
+
+#: The string values of ``ImageEncoder(augment=...)``.
+AUGMENT_OPTIONS = ("auto", "none", "light", "strong")
+
+
+def vision_available():
+    """Whether torchvision (the ``vision`` extra) can be imported."""
+    try:
+        return importlib.util.find_spec("torchvision") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_augment(augment):
+    """Validate an ``augment`` value; return it.
+
+    None, one of :data:`AUGMENT_OPTIONS`, or a callable (a torchvision transform
+    object) mapping a uint8 image tensor (3, H, W) to one of the same shape.  A
+    preset other than "auto"/"none" without torchvision is an ImportError naming
+    the extra to install.
+    """
+    if augment is None or callable(augment):
+        return augment
+    if not isinstance(augment, str):
+        raise TypeError(
+            f"augment must be one of {AUGMENT_OPTIONS}, None or a transform (a callable on uint8 image "
+            f"tensors), got {type(augment).__name__}"
+        )
+    if augment not in AUGMENT_OPTIONS:
+        raise ValueError(f"augment must be one of {AUGMENT_OPTIONS}, None or a transform, got {augment!r}")
+    if augment in ("light", "strong"):
+        import_optional("torchvision.transforms.v2", "vision", what=f"augment={augment!r}")
+    return augment
+
+
+def preset_transform(name, image_size):
+    """The torchvision v2 transform of the preset ``name`` ("light" or "strong") for square images.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmm.encoders.augmentation import preset_transform
+    >>> preset_transform("light", 16)(torch.zeros(3, 16, 16, dtype=torch.uint8)).shape
+    torch.Size([3, 16, 16])
+    """
+    v2 = import_optional("torchvision.transforms.v2", "vision", what=f"augment={name!r}")
+    if name == "light":
+        return v2.Compose([
+            v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.1, contrast=0.1, saturation=0.1),
+        ])
+    if name == "strong":
+        return v2.Compose([
+            v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
+            v2.RandomHorizontalFlip(),
+            v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
+            v2.RandomGrayscale(p=0.1),
+        ])
+    raise ValueError(f"no augmentation preset {name!r}; the presets are 'light' and 'strong'")
+
+
+class ImageAugmentation:
+    """A per-image random transform applied to uint8 batches ``(N, 3, S, S)``.
+
+    Parameters
+    ----------
+    transform : str or callable
+        A preset name ("light", "strong"; see :func:`preset_transform`) or a
+        callable mapping one uint8 image tensor ``(3, S, S)`` to a uint8 tensor
+        of the same shape, drawing its randomness from torch's global RNG (as
+        torchvision's transforms do).
+    image_size : int, optional
+        ``S``; needed by the presets.
+    num_workers : int, default=0
+        Worker processes of the training loader that runs it (0: the training
+        process itself).
+
+    A preset's torchvision transform is built on first use and never pickled,
+    so a model trained with augmentation loads without torchvision.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skmm.encoders.augmentation import ImageAugmentation
+    >>> flip = ImageAugmentation(lambda img: img.flip(-1))
+    >>> flip(torch.arange(4, dtype=torch.uint8).view(1, 1, 2, 2)).flatten().tolist()
+    [1, 0, 3, 2]
+    """
+
+    def __init__(self, transform, *, image_size=None, num_workers=0):
+        self.transform = transform
+        self.image_size = image_size
+        self.num_workers = int(num_workers)
+        self._built = None
+
+    def _transform(self):
+        if self._built is None:
+            t = self.transform
+            self._built = preset_transform(t, self.image_size) if isinstance(t, str) else t
+        return self._built
+
+    def __call__(self, images, present=None):
+        """Transform each image of ``images`` (rows where ``present`` is False are left alone)."""
+        images = torch.as_tensor(images)
+        rows = range(len(images)) if present is None else torch.nonzero(torch.as_tensor(present)).flatten().tolist()
+        if not len(rows):
+            return images
+        transform = self._transform()
+        out = images.clone()
+        for i in rows:
+            img = transform(images[i])
+            if not torch.is_tensor(img) or img.shape != images[i].shape or img.dtype != images.dtype:
+                got = f"{tuple(img.shape)} {img.dtype}" if torch.is_tensor(img) else type(img).__name__
+                raise ValueError(
+                    f"augment must map a {images.dtype} image tensor {tuple(images[i].shape)} to one of the same "
+                    f"shape and dtype, got {got}"
+                )
+            out[i] = img
+        return out
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_built"] = None
+        return state
+
+    def __repr__(self):
+        return f"ImageAugmentation({self.transform!r}, image_size={self.image_size}, num_workers={self.num_workers})"
