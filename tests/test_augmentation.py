@@ -160,8 +160,11 @@ def test_without_torchvision_auto_is_off_and_a_preset_is_an_import_error(frame, 
     monkeypatch.setitem(sys.modules, "torchvision", None)
     monkeypatch.delitem(sys.modules, "torchvision.transforms.v2", raising=False)
     monkeypatch.delitem(sys.modules, "torchvision.transforms", raising=False)
-    assert check_augment("auto") == "auto"
+    assert check_augment("auto") == "auto" and check_augment("light") == "light"  # a saved model still loads
     cnn = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}).fit(X["image_path"])
     assert cnn.as_branch().augment is None
-    with pytest.raises(ImportError, match=r'pip install "skmm\[vision\]"'):
+    work = []
+    monkeypatch.setattr("skmm.encoders.image.load_images_parallel", lambda *a, **k: work.append("load"))
+    with pytest.raises(ImportError, match=r'augment=\'light\' requires torchvision: pip install "skmm\[vision\]"'):
         _clf("light").fit(X, y)
+    assert work == []  # before any picture is decoded

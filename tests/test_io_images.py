@@ -742,3 +742,15 @@ def test_module_exports():
     for name in images_module.__all__:
         assert hasattr(images_module, name)
     assert images_module.is_missing is validation.is_missing  # one definition, re-exported
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_fewer_rows_than_workers_give_no_empty_batch(tmp_path, n):
+    # the sampler deals every worker a chunk, empty ones too; none may come out as a batch
+    # (an empty batch broke the pixel cache when only one uncached file was left to decode)
+    paths = []
+    for i in range(n):
+        Image.new("RGB", (6, 6), (40 * i, 0, 0)).save(tmp_path / f"{i}.png")
+        paths.append(str(tmp_path / f"{i}.png"))
+    batches = list(load_images_parallel(paths, 4, num_workers=2, batch_size=8))
+    assert [(start, len(present)) for start, _, present in batches] == [(0, n)]

@@ -25,7 +25,14 @@ import torch
 
 from ..utils.optional import import_optional
 
-__all__ = ["AUGMENT_OPTIONS", "ImageAugmentation", "check_augment", "preset_transform", "vision_available"]
+__all__ = [
+    "AUGMENT_OPTIONS",
+    "ImageAugmentation",
+    "check_augment",
+    "preset_transform",
+    "require_vision",
+    "vision_available",
+]
 
 #: The string values of ``ImageEncoder(augment=...)``.
 AUGMENT_OPTIONS = ("auto", "none", "light", "strong")
@@ -43,9 +50,9 @@ def check_augment(augment):
     """Validate an ``augment`` value; return it.
 
     None, one of :data:`AUGMENT_OPTIONS`, or a callable (a torchvision transform
-    object) mapping a uint8 image tensor (3, H, W) to one of the same shape.  A
-    preset other than "auto"/"none" without torchvision is an ImportError naming
-    the extra to install.
+    object) mapping a uint8 image tensor (3, H, W) to one of the same shape.
+    Whether torchvision is there is checked when a branch asks for a preset
+    (:func:`require_vision`), so a fitted model loads without it.
     """
     if augment is None or callable(augment):
         return augment
@@ -56,9 +63,12 @@ def check_augment(augment):
         )
     if augment not in AUGMENT_OPTIONS:
         raise ValueError(f"augment must be one of {AUGMENT_OPTIONS}, None or a transform, got {augment!r}")
-    if augment in ("light", "strong"):
-        import_optional("torchvision.transforms.v2", "vision", what=f"augment={augment!r}")
     return augment
+
+
+def require_vision(preset):
+    """An ImportError naming ``pip install "skmm[vision]"`` when the preset ``preset`` cannot run."""
+    import_optional("torchvision.transforms.v2", "vision", what=f"augment={preset!r}")
 
 
 def preset_transform(name, image_size):
@@ -91,6 +101,9 @@ def preset_transform(name, image_size):
 class ImageAugmentation:
     """A per-image random transform applied to uint8 batches ``(N, 3, S, S)``.
 
+    A preset's torchvision transform is built on first use and never pickled,
+    so a model trained with augmentation loads without torchvision.
+
     Parameters
     ----------
     transform : str or callable
@@ -103,9 +116,6 @@ class ImageAugmentation:
     num_workers : int, default=0
         Worker processes of the training loader that runs it (0: the training
         process itself).
-
-    A preset's torchvision transform is built on first use and never pickled,
-    so a model trained with augmentation loads without torchvision.
 
     Examples
     --------

@@ -14,7 +14,7 @@ from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, load_images_parallel, resolve_
 from ..io.images.decode import RESIZE_MODES
 from ..registry import image_backbones
 from ..utils.validation import check_int, check_on_error, check_option
-from .augmentation import ImageAugmentation, check_augment, vision_available
+from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
 
 __all__ = ["ImageEncoder"]
@@ -184,6 +184,8 @@ class ImageEncoder(BaseEncoder):
                 stacklevel=4,
             )
             return None
+        if isinstance(augment, str):
+            require_vision(augment)  # before any image is decoded or any training starts
         # the training loader's workers: the decoding workers' rule, for a loader that runs every epoch
         workers = resolve_num_workers(self.num_workers, 2**31, 1)
         return ImageAugmentation(augment, image_size=self.backbone_.image_size, num_workers=workers)

@@ -26,10 +26,11 @@ from ..encoders import ImageEncoder, TextEncoder
 from ..fusion.net import FusionNet
 from ..fusion.training import build_net
 from ..io.frame import InputLayout
+from ..io.images.loading import available_cores
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
-from ..utils.threads import head_training_threads, torch_threads
+from ..utils.threads import torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]
@@ -160,17 +161,17 @@ class BaseFusionEstimator(BaseEstimator):
                 self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
             self.modalities_ = list(net_branches)
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
-            with torch_threads(self._training_threads(net_branches)):
+            with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
         return self
 
-    def _training_threads(self, net_branches):
-        """Torch threads while the net trains: one when every branch is features (no trainable
-        encoder), whose tiny operators only wait on a second thread (skmm.utils.threads);
-        None (torch's setting) otherwise."""
-        if all(module is None for module, _ in net_branches.values()):
-            return head_training_threads()
-        return None
+    def _training_threads(self, net_branches, augment):
+        """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""
+        return training_threads(
+            trainable=any(module is not None for module, _ in net_branches.values()),
+            loader_workers=max((a.num_workers for a in augment.values()), default=0),
+            cores=available_cores(),
+        )
 
     def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches``.

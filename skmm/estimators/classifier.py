@@ -170,6 +170,12 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     probability columns in sorted order.  Missing labels (None, NaN) are a
     ValueError naming the first such row.
 
+    Threads: a network whose inputs are all features (frozen encoders, encoded
+    blocks) trains on one torch thread, its operators being too small for a
+    second one to pay; with image augmentation in loader workers, the network
+    trains on the cores the workers leave; otherwise on torch's setting, which
+    comes back after ``fit`` (see :mod:`skmm.utils.threads`).
+
     Examples
     --------
     >>> from skmm import FusionClassifier

@@ -6,21 +6,58 @@ trained on cached embeddings does thousands of tiny operators per epoch (a batch
 32 rows of 128 features), far below the size where a second thread pays.  When
 another process holds a core (a second fit, joblib or DataLoader workers, any job
 on a shared machine), each barrier waits for a thread that is not running, and
-such a fit runs 5-20 times slower than on one thread; the more operators per step
+such a fit runs 5-60 times slower than on one thread; the more operators per step
 (``fusion="attention"`` has about 2.4 times as many as ``"concat"``), the worse.
-See benchmarks/attention.py for the measurements.
+A trainable CNN's convolutions do gain from a second thread on an idle machine
+(about 1.8x on two cores), but lose 3-12x when a core is taken, by another job or
+by the training loader's own augmentation workers.  See benchmarks/attention.py.
+
+Environments that share their cores can also set ``OMP_WAIT_POLICY=PASSIVE``
+before torch is imported (waiting threads then sleep instead of spinning).
 """
 
 import contextlib
 
 import torch
 
-__all__ = ["head_training_threads", "torch_threads"]
+__all__ = ["training_threads", "torch_threads"]
 
 
-def head_training_threads():
-    """Threads to train a network whose inputs are all features (no trainable encoder): 1."""
-    return 1
+def training_threads(*, trainable, loader_workers, cores):
+    """Torch intra-op threads for training a fusion network (None: leave torch's setting).
+
+    Parameters
+    ----------
+    trainable : bool
+        Whether some branch of the network trains an encoder (a CNN, a GRU).
+    loader_workers : int
+        Worker processes of the training loader (train-time augmentation).
+    cores : int
+        Cores this process may use.
+
+    Returns
+    -------
+    int or None
+        1 for a network with no trainable encoder: its operators are too small
+        for a second thread to pay, and one thread never waits on another.
+        With loader workers, the cores they leave (at least 1), so the training
+        threads do not wait on cores the workers hold.  Otherwise None.
+
+    Examples
+    --------
+    >>> from skmm.utils.threads import training_threads
+    >>> training_threads(trainable=False, loader_workers=0, cores=8)
+    1
+    >>> training_threads(trainable=True, loader_workers=2, cores=2)
+    1
+    >>> training_threads(trainable=True, loader_workers=0, cores=8) is None
+    True
+    """
+    if not trainable:
+        return 1
+    if loader_workers:
+        return max(1, int(cores) - int(loader_workers))
+    return None
 
 
 @contextlib.contextmanager

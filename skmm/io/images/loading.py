@@ -242,7 +242,8 @@ def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memor
         part_present.append(present)
         part_errors.extend(errors)
         stop = min(start + batch_size, n)
-        if len(rows_in) < stop - start:
+        if start >= n or len(rows_in) < stop - start:
+            # (start >= n: an empty chunk the sampler dealt to a worker after the last row)
             continue
         batch = parts[0] if len(parts) == 1 else torch.cat(parts)
         batch_present = part_present[0] if len(part_present) == 1 else torch.cat(part_present)
