@@ -27,6 +27,7 @@ backbones and the rest of the contract.
 import sys
 from pathlib import Path
 
+import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
@@ -41,6 +42,8 @@ except ImportError:  # not installed: import it from its folder beside this scri
     here = Path(__file__).parent if "__file__" in globals() else Path.cwd()
     sys.path.insert(0, str(here / "plugin_package"))
     import skmm_max_fusion
+
+torch.set_num_threads(1)  # small nets: one thread per process is faster than two fighting
 
 # %%
 # Register the fusion

@@ -16,10 +16,13 @@ See :doc:`/fusion` for what each strategy does and when to use it.
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
+
+torch.set_num_threads(1)  # small nets: one thread per process is faster than two fighting
 
 # %%
 # Data and model

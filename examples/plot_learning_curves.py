@@ -15,11 +15,14 @@ optional ``ax=`` and returns the axes it drew on (``pip install
 """
 
 import matplotlib.pyplot as plt
+import torch
 from sklearn.model_selection import train_test_split
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.plotting import plot_confusion_matrix, plot_learning_curves
+
+torch.set_num_threads(1)  # small nets: one thread per process is faster than two fighting
 
 # %%
 # Early stopping on a validation split

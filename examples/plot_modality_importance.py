@@ -18,12 +18,15 @@ Two questions about a fitted :class:`~skmm.FusionClassifier`:
 """
 
 import pandas as pd
+import torch
 from sklearn.model_selection import train_test_split
 
 from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.inspection import modality_importance
 from skmm.plotting import plot_modality_importance, plot_modality_weights
+
+torch.set_num_threads(1)  # small nets: one thread per process is faster than two fighting
 
 # %%
 # A gated fusion on the shapes data

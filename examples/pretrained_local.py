@@ -35,6 +35,8 @@ from skmm import FusionClassifier, ImageEncoder, TextEncoder
 from skmm.datasets import make_shapes
 from skmm.testing import save_tiny_bert
 
+torch.set_num_threads(1)  # small nets: one thread per process is faster than two fighting
+
 # %%
 # Local weights
 # -------------
