@@ -26,11 +26,10 @@ from ..encoders import ImageEncoder, TextEncoder
 from ..fusion.net import FusionNet
 from ..fusion.training import build_net
 from ..io.frame import InputLayout
-from ..io.images.loading import available_cores
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
-from ..utils.threads import torch_threads, training_threads
+from ..utils.threads import available_cores, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]

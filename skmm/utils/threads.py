@@ -17,10 +17,19 @@ before torch is imported (waiting threads then sleep instead of spinning).
 """
 
 import contextlib
+import os
 
 import torch
 
-__all__ = ["training_threads", "torch_threads"]
+__all__ = ["available_cores", "training_threads", "torch_threads"]
+
+
+def available_cores():
+    """CPUs this process may run on (its affinity mask), not the host's count."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def training_threads(*, trainable, loader_workers, cores):

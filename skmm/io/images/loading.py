@@ -9,33 +9,25 @@ column and the path.
 """
 
 import multiprocessing
-import os
 import warnings
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from ...utils.threads import available_cores
 from ...utils.validation import check_int, check_on_error, is_int
 from .dataset import Collate, ImageFolderDataset
 from .errors import ImageLoadError, format_row
 from .opening import DEFAULT_MAX_IMAGE_PIXELS
 from .sampling import DECODE_CHUNK, ChunkSampler
 
-__all__ = ["available_cores", "load_images", "load_images_parallel", "resolve_num_workers"]
+__all__ = ["load_images", "load_images_parallel", "resolve_num_workers"]
 
 
 # "auto" never starts more decoding processes than this: beyond four, decoding
 # outpaces any CPU model and each worker only adds its memory.
 _MAX_AUTO_WORKERS = 4
-
-
-def available_cores():
-    """CPUs this process may run on (its affinity mask), not the host's count."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS, Windows
-        return os.cpu_count() or 1
 
 
 def resolve_num_workers(num_workers, n_items, batch_size):
