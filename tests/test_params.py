@@ -8,7 +8,7 @@ parameter cannot be added without its check.
 import numpy as np
 import pytest
 
-from skmm import FusionClassifier, ImageEncoder, TextEncoder
+from skmm import FusionClassifier, FusionRegressor, ImageEncoder, TextEncoder
 
 SHARED_ENCODER = {
     "backbone": [(3, TypeError, "backbone must be a registered name"), ("nope", ValueError, "unknown")],
@@ -60,6 +60,10 @@ BAD = {
         "warmup_epochs": [(20, ValueError, r"warmup_epochs must be an integer in \[0, 19\]")],
         "label_smoothing": [(1.0, ValueError, r"label_smoothing must be in \[0, 1\)"), ("0.1", ValueError, "label_smoothing")],
         "class_weight": [("balance", ValueError, "class_weight must be None, 'balanced' or a dict")],
+        "threshold": [(1.0, ValueError, r"threshold must be a number in \(0, 1\) or 'tune'"),
+                      (0, ValueError, "threshold must be"), ("best", ValueError, "threshold must be")],
+        "calibration": [("platt", ValueError, "calibration must be one of"),
+                        ("temperature", ValueError, "calibration='temperature' is fitted on validation rows")],
         "validation_fraction": [(1.0, ValueError, r"validation_fraction must be in \(0, 1\)")],
         "n_iter_no_change": [(0, ValueError, "n_iter_no_change must be a positive integer")],
         "early_stopping_scoring": [("f1_macro", ValueError, "early_stopping_scoring needs validation_fraction")],
@@ -70,6 +74,12 @@ BAD = {
         "random_state": [(1.5, TypeError, "random_state must be")],
         "verbose": [(-1, ValueError, "verbose must be an integer >= 0")],
     },
+}
+BAD[FusionRegressor] = {
+    **{k: v for k, v in BAD[FusionClassifier].items()
+       if k not in ("label_smoothing", "class_weight", "threshold", "calibration")},
+    "loss": [("squared", ValueError, "loss must be one of"), (None, ValueError, "loss must be one of")],
+    "standardize_target": [("yes", TypeError, "standardize_target must be True or False")],
 }
 CASES = [
     pytest.param(cls, name, value, error, match, id=f"{cls.__name__}-{name}-{value!r}")
@@ -90,9 +100,10 @@ def test_a_bad_parameter_fails_in_fit_naming_it(cls, name, value, error, match, 
     # nothing is read, encoded or trained before the parameters are checked
     monkeypatch.setattr("skmm.encoders.image.load_images_parallel", lambda *a, **k: work.append("load"))
     monkeypatch.setattr("skorch.NeuralNetClassifier.fit", lambda *a, **k: work.append("train"))
-    if cls is FusionClassifier:
+    monkeypatch.setattr("skorch.NeuralNetRegressor.fit", lambda *a, **k: work.append("train"))
+    if cls in (FusionClassifier, FusionRegressor):
         estimator, X = cls(**{"image": "pixels", "text": "tfidf", name: value}), shapes_df
-        y = shapes_df["label"]
+        y = shapes_df["label"] if cls is FusionClassifier else np.arange(len(shapes_df), dtype=float)
     else:
         column = "image_path" if cls is ImageEncoder else "caption"
         estimator, X, y = cls(**{name: value}), shapes_df[column], None

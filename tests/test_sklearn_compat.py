@@ -3,7 +3,7 @@
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skmm import FusionClassifier, ImageEncoder, OutOfFoldTransformer, TextEncoder
+from skmm import FusionClassifier, FusionRegressor, ImageEncoder, OutOfFoldTransformer, TextEncoder
 
 ESTIMATORS = [
     ImageEncoder("cnn", image_size=8, backbone_kwargs={"channels": (4, 8)}, device="cpu"),
@@ -11,6 +11,7 @@ ESTIMATORS = [
     TextEncoder("tfidf", device="cpu"),
     TextEncoder("gru", dim=8, max_length=8, device="cpu"),
     FusionClassifier(max_epochs=30, lr=1e-2, dim=16, hidden_dim=16, device="cpu"),
+    FusionRegressor(max_epochs=30, lr=1e-2, dim=16, hidden_dim=16, device="cpu"),
     OutOfFoldTransformer(LogisticRegression(), cv=3),
 ]
 

@@ -2,5 +2,6 @@
 
 from .base import BaseFusionEstimator
 from .classifier import FusionClassifier
+from .regressor import FusionRegressor
 
-__all__ = ["BaseFusionEstimator", "FusionClassifier"]
+__all__ = ["BaseFusionEstimator", "FusionClassifier", "FusionRegressor"]

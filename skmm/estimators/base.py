@@ -162,7 +162,32 @@ class BaseFusionEstimator(BaseEstimator):
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
+                self._after_training(data, y_enc)
         return self
+
+    def _after_training(self, data, y_enc):
+        """Hook run once the net is trained, on the encoded training inputs (calibration)."""
+
+    def _training_target(self):
+        """What the net is trained for: keyword arguments of build_net (task, loss, label_smoothing)."""
+        return {"task": "multiclass", "label_smoothing": getattr(self, "label_smoothing", 0.0)}
+
+    def _validation_outputs(self, data, y_enc):
+        """(net outputs, targets) of the validation rows the net was early-stopped on.
+
+        The same rows skorch held out during training (its ``train_split`` is
+        seeded), as float64 arrays; outputs are logits or regression values.
+        """
+        _, valid = self.net_.get_split_datasets(SliceDict(**data), y_enc)
+        if valid is None:
+            raise ValueError("no validation rows: set validation_fraction")
+        outputs = self.net_.forward(valid, training=False).float().numpy().astype(np.float64)
+        return outputs, np.asarray(y_enc)[valid.indices]
+
+    def _outputs(self, inputs):
+        """The trained net's outputs (logits or standardised values) for model inputs, float64 (N, n_outputs)."""
+        check_is_fitted(self)
+        return self.net_.forward(SliceDict(**inputs), training=False).float().numpy().astype(np.float64)
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""
@@ -183,8 +208,7 @@ class BaseFusionEstimator(BaseEstimator):
             unimodal_loss=self.unimodal_loss,
         )
         return build_net(
-            module, n_classes=n_outputs, class_weights=class_weights,
-            label_smoothing=getattr(self, "label_smoothing", 0.0), augment=augment, lr=self.lr,
+            module, n_classes=n_outputs, class_weights=class_weights, **self._training_target(), augment=augment, lr=self.lr,
             weight_decay=self.weight_decay, max_epochs=self.max_epochs, batch_size=self.batch_size,
             warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
             validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
@@ -301,7 +325,8 @@ class BaseFusionEstimator(BaseEstimator):
         if not hasattr(self, "net_"):
             return None
         context.save_module("net", self.net_.module_)
-        weight = self.net_.get_params().get("criterion__weight")
+        params = self.net_.get_params()
+        weight = params.get("criterion__weight", params.get("criterion__pos_weight"))
         return {
             "layout": {k: getattr(self.input_layout_, k) for k in _LAYOUT if hasattr(self.input_layout_, k)},
             "input": {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)},
@@ -311,7 +336,7 @@ class BaseFusionEstimator(BaseEstimator):
                 for name, b in self.branches_.items()
             },
             "scalers": {name: list(pair) for name, pair in self.scalers_.items()},
-            "n_outputs": len(self.net_.classes),
+            "n_outputs": int(self.net_.module_.n_outputs),
             "class_weights": None if weight is None else weight.cpu().numpy(),
             "fit_id": self.fit_id_,
             "device": str(self.device_),

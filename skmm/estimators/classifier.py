@@ -8,127 +8,76 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
-from skorch.helper import SliceDict
 
 from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
+from .calibration import fit_temperature, probabilities, tune_thresholds
+from .docs import SHARED_PARAMETERS, TRAINING_PARAMETERS
+from .multilabel import check_target_options, label_weights
+from .targets import TargetForm, as_label_sets, read_multilabel
 
 __all__ = ["FusionClassifier", "read_labels"]
 
 
 class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
-    """Classify rows of images and texts with a fusion network trained through skorch.
+    __doc__ = (
+        """Classify rows of images and texts with a fusion network trained through skorch.
 
     Each modality goes through an encoder (a CNN branch for images, a token model
     or a vectorizer for texts), is projected to ``dim`` features, fused by the
-    strategy named in ``fusion`` and classified by an MLP head.
+    strategy named in ``fusion`` and classified by an MLP head.  ``y`` holds one
+    class per row, or several labels per row (multilabel: a 2-D 0/1 array or
+    DataFrame, or a list of label sets).
 
     Parameters
     ----------
-    image : ImageEncoder, str or None, default=None
-        The image encoder; a string is a backbone name.  None means
-        ``ImageEncoder("cnn")``, trained end to end.
-    text : TextEncoder, str or None, default=None
-        The text encoder; None means ``TextEncoder("gru")``, trained end to end.
-    image_col, text_col : str or None, default=None
-        The columns of X holding image paths and texts.  None detects them: the
-        column of image file paths, and the string column with the longest texts.
-    fusion : str, default="concat"
-        A name in :data:`skmm.registry.fusions`: "concat", "sum", "gated",
-        "attention", "bilinear", "tensor", "film", "late", or the single-modality
-        ablations "image" and "text".
-    dim : int, default=128
-        Width every modality is projected to before fusion.
-    hidden_dim : int, default=128
-        Hidden width of the classification head (0 for a linear head).
-    dropout : float, default=0.1
-        Dropout in the projections and the head.
-    modality_dropout : float, default=0.0
-        Probability of hiding a modality of a training row, so the model learns to
-        cope without it.
-    fusion_kwargs : dict or None, default=None
-        Options of the fusion module.
-    unimodal_loss : float, default=0.0
-        Weight of uni-modal auxiliary losses.  When > 0, every modality the
-        fusion uses also gets a class head of its own (``late`` fusion's
-        per-modality heads; an extra linear head on the projected embedding,
-        used in training only, for the other fusions), and the training loss
-        becomes the fused loss plus ``unimodal_loss`` times the mean of the
-        per-modality cross-entropies (rows without that modality left out).
-        Jointly trained fusion nets tend to lean on the modality that fits the
-        training rows fastest and leave the others under-trained; these losses
-        make every branch learn the task on its own.  With ``fusion="late"``
-        and a weight of a few units this approaches the classic late fusion of
-        separately trained classifiers.  No effect on the single-modality
-        ablations.
-    max_epochs : int, default=20
-        Passes over the training rows (fewer with early stopping).
-    batch_size : int, default=32
-        Rows per training step.
-    lr : float, default=1e-3
-        Learning rate of AdamW, cosine-annealed over ``max_epochs``.
-    weight_decay : float, default=1e-4
-        AdamW's decoupled weight decay.
-    backbone_lr : float or None, default=None
-        Learning rate of trainable encoders (None: ``lr``).
-    grad_clip : float or None, default=None
-        Clip the gradient norm to this value.
-    warmup_epochs : int, default=0
-        Epochs of linear learning-rate warm-up before the cosine decay (useful
-        when fine-tuning pretrained backbones).
-    label_smoothing : float in [0, 1), default=0.0
+"""
+        + SHARED_PARAMETERS
+        + """    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy loss (``torch.nn.CrossEntropyLoss``'s
         ``label_smoothing``): the target of each row becomes ``1 - label_smoothing``
         on its class plus ``label_smoothing / n_classes`` on every class, which
         keeps the network from pushing its logits without bound on training rows
         it already classifies (a regulariser; 0.1 is the usual value, mostly
         useful when a branch is trained from scratch).  The uni-modal auxiliary
-        losses are smoothed the same way.
+        losses are smoothed the same way.  One label per row only.
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss: "balanced" weighs each class by
         ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
         given, e.g. ``{"rare": 5.0}``) to weights, classes it leaves out weigh 1,
-        and a key that is not a class of ``y`` is a ValueError.
-    validation_fraction : float or None, default=None
-        Hold out this fraction (stratified) and stop early when its loss has not
-        improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
-    n_iter_no_change : int, default=5
-        Epochs without improvement on the held-out rows before training stops
-        (with ``validation_fraction``).
-    early_stopping_scoring : str or None, default=None
-        With ``validation_fraction``: stop on this scikit-learn scorer of the
-        held-out rows (e.g. ``"f1_macro"``, higher is better) instead of their loss.
-    callbacks : list or None, default=None
-        Extra skorch callbacks.
-    device : str, default="auto"
-        "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".  Encoders whose
-        own ``device`` is "auto" run here too.
-    precision : {"auto", "float32", "bfloat16"}, default="auto"
-        Arithmetic of the net's forward pass, in training and prediction:
-        "auto" is bf16 autocast on CUDA and float32 elsewhere; "bfloat16" uses
-        bf16 autocast on the CPU too (on CPUs with AMX or AVX512-BF16, trainable
-        convolutional branches train about twice as fast); "float32" never uses
-        bf16.  Losses and probabilities stay float32.  Encoders whose own
-        ``precision`` is "auto" take this one.
-    on_error : {"raise", "warn", "ignore"} or None, default=None
-        Policy for image files that are missing, unreadable, truncated, not
-        images or over the encoder's ``max_image_pixels``, at fit and at predict:
-        "raise" stops (before any training) with an error naming the row, the
-        column and the path; "warn" and "ignore" treat that row's image as
-        missing, "warn" saying how many and which.  An image encoder whose own
-        ``on_error`` is None takes this one; None here means "raise".  Set it
-        before ``fit``: it is part of the fitted encoders.
-    random_state : int, RandomState or None, default=None
-        Seeds weights, shuffling and dropout: equal seeds give equal models.
-        Encoders whose own ``random_state`` is None are seeded from it.
-    verbose : int, default=0
-        1 prints skorch's per-epoch table and encoding progress.
-
+        and a key that is not a class of ``y`` is a ValueError.  With a
+        multilabel ``y`` the weights are those of each label's positive rows
+        (BCEWithLogitsLoss's ``pos_weight``): "balanced" gives each label
+        ``n_negative / n_positive``, a dict maps label names to weights.
+    threshold : float in (0, 1) or "tune", default=0.5
+        Multilabel ``y`` only: a row is predicted to have a label when its
+        probability is at least this.  "tune" chooses one threshold per label
+        on the validation rows (``validation_fraction``), the one that
+        maximises that label's F1 there (``thresholds_``).
+    calibration : {"temperature"} or None, default=None
+        "temperature" fits one temperature ``T`` on the validation rows
+        (``validation_fraction``) after training, minimising their log-loss;
+        :meth:`predict_proba` then gives the softmax (sigmoid, multilabel) of
+        the logits divided by ``temperature_``.  Over-confident networks get
+        ``T > 1``; the predicted class never changes, the probabilities'
+        log-loss and calibration error on new rows usually fall (measured in
+        BENCHMARKS.md).
+"""
+        + TRAINING_PARAMETERS
+        + """
     Attributes
     ----------
     classes_ : ndarray
         The class labels seen in ``y``, sorted (``np.unique`` order, the columns
-        of :meth:`predict_proba`), in the dtype ``y`` had.
+        of :meth:`predict_proba`), in the dtype ``y`` had.  Multilabel: the
+        labels (a DataFrame's columns, the sorted labels of label sets, or
+        ``0..n_labels-1`` for an array).
+    multilabel_ : bool
+        Whether ``y`` had several labels per row.
+    thresholds_ : ndarray of shape (n_labels,)
+        Multilabel only: each label's decision threshold.
+    temperature_ : float
+        The temperature dividing the logits (1.0 without ``calibration``).
     encoders_ : dict
         Fitted encoder per modality read from raw columns; a trainable one
         comes back around the module the network trained (the weights of
@@ -140,10 +89,11 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         ``text_col_`` repeat its decisions).
     modalities_ : list of str
         The modalities the model uses, in order.
-    net_ : skorch.NeuralNetClassifier
-        The trained network.
+    net_ : skorch.NeuralNetClassifier or skorch.NeuralNetRegressor
+        The trained network (a regressor net with sigmoid outputs for multilabel ``y``).
     class_prior_ : ndarray
-        Class frequencies in training; rows with no modality at all get them.
+        Class frequencies in training (multilabel: each label's frequency);
+        rows with no modality at all get them.
     ignored_columns_ : list
         Columns of a DataFrame X that the model does not use (set when the
         image and text columns are detected or named).  A UserWarning names
@@ -170,6 +120,19 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     probability columns in sorted order.  Missing labels (None, NaN) are a
     ValueError naming the first such row.
 
+    Multilabel: a 2-D array or DataFrame of 0/1 (or boolean) with two or more
+    columns, or a sequence of label sets (lists, tuples, sets; scikit-learn's
+    :class:`~sklearn.preprocessing.MultiLabelBinarizer` semantics: a list of
+    equal-length 0/1 lists is read as a 2-D array, as in scikit-learn).  A row
+    without any label (all zeros, an empty set) is allowed.  The network gives
+    one sigmoid per label trained with binary cross-entropy;
+    :meth:`predict_proba` has shape (n_samples, n_labels) (scikit-learn's
+    convention for multilabel probabilities, as in ``MLPClassifier``) and
+    :meth:`predict` comes back in the form ``y`` came in: an array, a
+    DataFrame with ``y``'s columns (and X's index), or a list of tuples of
+    labels.  scikit-learn's metrics and scorers (``f1_samples``,
+    ``f1_micro``, ...) take the array and DataFrame forms.
+
     Threads: a network whose inputs are all features (frozen encoders, encoded
     blocks) trains on one torch thread, its operators being too small for a
     second one to pay; with image augmentation in loader workers, the network
@@ -185,6 +148,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     >>> clf.fit(df, df["label"]).predict(df).shape
     (40,)
     """
+    )
 
     def __init__(
         self,
@@ -209,6 +173,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         warmup_epochs=0,
         label_smoothing=0.0,
         class_weight=None,
+        threshold=0.5,
+        calibration=None,
         validation_fraction=None,
         n_iter_no_change=5,
         early_stopping_scoring=None,
@@ -239,6 +205,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
         self.class_weight = class_weight
+        self.threshold = threshold
+        self.calibration = calibration
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.early_stopping_scoring = early_stopping_scoring
@@ -260,8 +228,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
             of encoded blocks named ``<modality>__<feature>`` (a ColumnTransformer
             with ``set_output(transform="pandas")``); or a numeric array (one
             numeric modality).
-        y : array-like of shape (n_samples,)
-            Class labels.
+        y : array-like of shape (n_samples,), 2-D array, DataFrame or sequence of label sets
+            Class labels; or several labels per row (multilabel): a 2-D 0/1
+            array or DataFrame, or a list of label sets.
 
         Returns
         -------
@@ -271,9 +240,20 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self._check_params()
         check_fraction("label_smoothing", self.label_smoothing)
         self._check_class_weight_param()
+        check_target_options(self)
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        multilabel = read_multilabel(y)
+        self.multilabel_ = multilabel is not None
+        if self.multilabel_:
+            return self._fit_multilabel(X, *multilabel)
+        if self.threshold != 0.5:
+            raise ValueError(
+                f"threshold={self.threshold!r} applies to a multilabel y (several labels per row); this y has "
+                "one label per row (for a binary decision threshold see sklearn's TunedThresholdClassifierCV)"
+            )
         y, self._label_dtype = read_labels(y)
+        self._target_form = None
         check_classification_targets(y)
         check_consistent_length(X, y)  # before reading X, which compares its columns with y
         modalities = self._layout_fit_read(X, y)
@@ -286,6 +266,39 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         return self._fit_modalities(
             modalities, y_enc.astype(np.int64), n_outputs=len(self.classes_), class_weights=class_weights
         )
+
+    def _fit_multilabel(self, X, indicator, classes, form):
+        if self.label_smoothing:
+            raise ValueError(
+                f"label_smoothing={self.label_smoothing!r} applies to one label per row; this y is multilabel"
+            )
+        check_consistent_length(X, indicator)
+        modalities = self._layout_fit_read(X, None)  # y is a matrix or label sets, never a column of X
+        self.classes_, self._label_dtype, self._target_form = classes, None, form
+        self.class_prior_ = indicator.mean(axis=0)
+        return self._fit_modalities(
+            modalities, indicator.astype(np.float32), n_outputs=len(classes),
+            class_weights=label_weights(self.class_weight, indicator, classes),
+        )
+
+    def _training_target(self):
+        return {"task": "multilabel" if self.multilabel_ else "multiclass", "label_smoothing": self.label_smoothing}
+
+    def _after_training(self, data, y_enc):
+        self.temperature_ = 1.0
+        if self.calibration is None and not (self.multilabel_ and self.threshold == "tune"):
+            if self.multilabel_:
+                self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
+            return
+        logits, y_valid = self._validation_outputs(data, y_enc)
+        if self.calibration == "temperature":
+            self.temperature_ = fit_temperature(logits, y_valid, multilabel=self.multilabel_)
+        if self.multilabel_:
+            if self.threshold == "tune":
+                proba = probabilities(logits, multilabel=True, temperature=self.temperature_)
+                self.thresholds_ = tune_thresholds(proba, y_valid)
+            else:
+                self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
 
     def _check_class_weight_param(self):
         cw = self.class_weight
@@ -316,8 +329,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     def predict_proba(self, X):
         """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order.
 
-        Rows with no modality at all (missing image and missing text) get
-        ``class_prior_``.
+        Multilabel: each label's probability (the rows need not sum to 1).
+        Divided by ``temperature_`` before the softmax or sigmoid.  Rows with no
+        modality at all (missing image and missing text) get ``class_prior_``.
         """
         return self.proba_from_inputs(self.model_inputs(X))
 
@@ -329,10 +343,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         as :func:`skmm.inspection.modality_importance` does.
         """
         check_is_fitted(self)
-        proba = self.net_.predict_proba(SliceDict(**inputs)).astype(np.float64)
-        # the net's softmax is float32: renormalised, rows sum to 1 at float64 precision (as
-        # scikit-learn's metrics, e.g. log_loss, expect)
-        proba /= proba.sum(axis=1, keepdims=True)
+        # softmax / sigmoid at float64: rows sum to 1 at the precision scikit-learn's metrics expect
+        proba = probabilities(self._outputs(inputs), multilabel=self.multilabel_, temperature=self.temperature_)
         proba[self._rows_without_any_modality(inputs)] = self.class_prior_
         return proba
 
@@ -340,10 +352,18 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         """Predicted class labels, of the kind ``y`` had in fit.
 
         An ndarray in the dtype of ``classes_``, or a ``pandas.Categorical`` with
-        the categories of ``y`` when ``y`` was categorical.
+        the categories of ``y`` when ``y`` was categorical.  Multilabel: the
+        labels whose probability reaches ``thresholds_``, in the form ``y`` came
+        in (a 0/1 array, a DataFrame indexed like X, or a list of label tuples).
         """
         check_is_fitted(self)
-        labels = self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        if self.multilabel_:
+            indicator = (proba >= self.thresholds_).astype(np.int64)
+            if self._target_form.kind == "sets":
+                return as_label_sets(indicator, self.classes_)
+            return self._target_form.give_back(indicator, X.index if isinstance(X, pd.DataFrame) else None)
+        labels = self.classes_[np.argmax(proba, axis=1)]
         if self._label_dtype is not None:
             return pd.Categorical(labels, dtype=self._label_dtype)
         return labels
@@ -353,6 +373,11 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
     # -- plain-data state, for skmm.save / skmm.load (skmm/persistence) -------------------
     def __skmm_getstate__(self, context):
         state = super().__skmm_getstate__(context)
@@ -361,6 +386,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
             state["labels"] = {
                 "classes": self.classes_,
                 "class_prior": self.class_prior_,
+                "temperature": float(self.temperature_),
+                "multilabel": None if not self.multilabel_ else {
+                    "thresholds": self.thresholds_, "form": self._target_form.to_plain()},
                 "categorical": None if dtype is None else {
                     "categories": np.asarray(dtype.categories.to_numpy()), "ordered": bool(dtype.ordered)},
             }
@@ -373,6 +401,12 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         categorical = labels["categorical"]
         self._label_dtype = None if categorical is None else pd.CategoricalDtype(
             categorical["categories"], ordered=bool(categorical["ordered"]))
+        self.temperature_ = float(labels["temperature"])
+        multilabel = labels["multilabel"]
+        self.multilabel_ = multilabel is not None
+        self._target_form = None if multilabel is None else TargetForm(**multilabel["form"])
+        if self.multilabel_:
+            self.thresholds_ = np.asarray(multilabel["thresholds"], dtype=np.float64)
         super().__skmm_setstate__(state, context)
         if not len(self.classes_) == len(self.class_prior_) == state["n_outputs"]:
             raise ValueError(f"{context.where}: classes_, class_prior_ and the network disagree on the classes")

@@ -33,7 +33,8 @@ class FusionNet(nn.Module):
         modality's model inputs to (N, in_dim) features, or None when the inputs
         already are features (frozen, cached encoders).
     n_classes : int
-        Number of classes.
+        Number of outputs: classes (softmax), labels (sigmoid, multilabel) or
+        regression targets; ``n_outputs`` keeps it.
     fusion : str
         A name in :data:`skmm.registry.fusions`.
     dim : int
@@ -64,6 +65,7 @@ class FusionNet(nn.Module):
                  modality_dropout=0.0, fusion_kwargs=None, unimodal_loss=0.0):
         super().__init__()
         self.modalities = list(branches)
+        self.n_outputs = int(n_classes)  # classes, labels or regression targets: the head's width
         self.encoders = nn.ModuleDict({n: enc if enc is not None else nn.Identity() for n, (enc, _) in branches.items()})
         self.projections = nn.ModuleDict({n: Projection(d, dim, dropout) for n, (_, d) in branches.items()})
         self.missing = nn.ParameterDict({n: nn.Parameter(torch.zeros(dim)) for n in branches})

@@ -1,8 +1,11 @@
 """How a FusionNet is trained: the skorch net, its learning-rate schedule and callbacks.
 
 :func:`build_net` turns an estimator's training settings into a skorch net around a
-:class:`~skmm.fusion.net.FusionNet`; :class:`AutocastNet` is that net (skorch's
-classifier with bf16 autocast and the uni-modal auxiliary losses).
+:class:`~skmm.fusion.net.FusionNet`; :class:`AutocastNet` is that net for one class
+per row (skorch's classifier with bf16 autocast and the uni-modal auxiliary losses),
+:class:`AutocastRegressorNet` for real-valued outputs (regression) and
+:class:`AutocastMultilabelNet` for several 0/1 labels per row (sigmoid outputs,
+binary cross-entropy).
 """
 
 import math
@@ -10,7 +13,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from skorch import NeuralNetClassifier
+from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import EarlyStopping, EpochScoring, GradientNormClipping, LRScheduler
 from skorch.dataset import ValidSplit
 from skorch.utils import to_tensor
@@ -18,21 +21,24 @@ from torch.utils.data import default_collate
 
 from ..utils.device import autocast
 
-__all__ = ["AugmentingCollate", "AutocastNet", "WarmupCosine", "build_net"]
+__all__ = [
+    "LOSSES", "TASKS", "AugmentingCollate", "AutocastMultilabelNet", "AutocastNet", "AutocastRegressorNet",
+    "WarmupCosine", "build_net",
+]
+
+#: What a net is trained for: one class per row, several 0/1 labels per row, real values.
+TASKS = ("multiclass", "multilabel", "regression")
+#: Regression losses, by scikit-learn's names.
+LOSSES = {"squared_error": torch.nn.MSELoss, "absolute_error": torch.nn.L1Loss, "huber": torch.nn.HuberLoss}
 
 
-class AutocastNet(NeuralNetClassifier):
-    """skorch's classifier with the forward pass under bf16 autocast where ``precision``
-    asks for it (by default on CUDA only).
-
-    bf16 keeps float32's range, so no gradient scaling is needed; logits come back as
-    float32 so the loss and the probabilities are computed at full precision.
+class _Autocast:
+    """bf16 autocast of the forward pass and the uni-modal auxiliary losses, for any skorch net.
 
     In training, a FusionNet with uni-modal auxiliary losses returns
-    ``(logits, modality_logits, mask)``; :meth:`get_loss` then adds
-    ``module_.unimodal_loss`` times the mean of the per-modality cross-entropies,
-    each over the rows that had the modality, weighted by the criterion's class
-    weights and smoothed by its ``label_smoothing``.
+    ``(outputs, modality_outputs, mask)``; :meth:`get_loss` then adds
+    ``module_.unimodal_loss`` times the mean over modalities of
+    :meth:`modality_loss`, each over the rows that had the modality.
     """
 
     def __init__(self, module, *, precision="auto", **kwargs):
@@ -53,22 +59,68 @@ class AutocastNet(NeuralNetClassifier):
         logits, per, mask = y_pred
         loss = super().get_loss(logits, y_true, X=X, training=training)
         y_true = to_tensor(y_true, device=self.device)
-        weight = self.criterion_.weight
-        smoothing = getattr(self.criterion_, "label_smoothing", 0.0)
         losses = []
         for m in range(per.shape[1]):
             rows = mask[:, m]
-            if not rows.any():
-                continue
-            y = y_true[rows]
-            # the (weighted) mean CrossEntropyLoss(weight) computes; a 0/0 is skipped
-            total = weight[y].sum() if weight is not None else y.new_tensor(len(y), dtype=per.dtype)
-            if total > 0:
-                losses.append(F.cross_entropy(per[rows, m], y, weight=weight, reduction="sum",
-                                              label_smoothing=smoothing) / total)
+            if rows.any():
+                term = self.modality_loss(per[rows, m], y_true[rows])
+                if term is not None:
+                    losses.append(term)
         if losses:
             loss = loss + self.module_.unimodal_loss * torch.stack(losses).mean()
         return loss
+
+    def modality_loss(self, outputs, y):
+        """The criterion on one modality's outputs (its rows only); None to skip it."""
+        return self.criterion_(outputs, y.to(outputs.dtype))
+
+
+class AutocastNet(_Autocast, NeuralNetClassifier):
+    """skorch's classifier with the forward pass under bf16 autocast where ``precision``
+    asks for it (by default on CUDA only).
+
+    bf16 keeps float32's range, so no gradient scaling is needed; logits come back as
+    float32 so the loss and the probabilities are computed at full precision.
+
+    In training, a FusionNet with uni-modal auxiliary losses returns
+    ``(logits, modality_logits, mask)``; :meth:`get_loss` then adds
+    ``module_.unimodal_loss`` times the mean of the per-modality cross-entropies,
+    each over the rows that had the modality, weighted by the criterion's class
+    weights and smoothed by its ``label_smoothing``.
+    """
+
+    def modality_loss(self, outputs, y):
+        """The (weighted) mean cross-entropy CrossEntropyLoss(weight) computes; None for a 0/0."""
+        weight = self.criterion_.weight
+        smoothing = getattr(self.criterion_, "label_smoothing", 0.0)
+        total = weight[y].sum() if weight is not None else y.new_tensor(len(y), dtype=outputs.dtype)
+        if not total > 0:
+            return None
+        return F.cross_entropy(outputs, y, weight=weight, reduction="sum", label_smoothing=smoothing) / total
+
+
+class AutocastRegressorNet(_Autocast, NeuralNetRegressor):
+    """skorch's regressor with bf16 autocast (as :class:`AutocastNet`): outputs are real values.
+
+    ``y`` is float32 of shape ``(n_samples, n_outputs)``; the uni-modal auxiliary
+    losses apply the criterion (squared, absolute or Huber error) to each
+    modality's own outputs.
+    """
+
+
+class AutocastMultilabelNet(AutocastRegressorNet):
+    """The net of a multilabel classifier: one logit per label, binary cross-entropy.
+
+    ``predict_proba`` gives each label's sigmoid probability, ``(n_samples,
+    n_labels)``, and ``predict`` thresholds them at 0.5 (what validation scoring
+    during training sees); the estimator applies its own thresholds.
+    """
+
+    def predict_proba(self, X):
+        return 1.0 / (1.0 + np.exp(-super().predict_proba(X).astype(np.float64)))
+
+    def predict(self, X):
+        return (self.predict_proba(X) > 0.5).astype(np.int64)
 
 
 class AugmentingCollate:
@@ -130,6 +182,8 @@ def build_net(
     module,
     *,
     n_classes,
+    task="multiclass",
+    loss="squared_error",
     class_weights=None,
     label_smoothing=0.0,
     augment=None,
@@ -153,8 +207,12 @@ def build_net(
     gradient clipping, and early stopping on a stratified validation split.
 
     Parameters are the estimator's training settings (see
-    :class:`skmm.FusionClassifier`); ``class_weights`` is one weight per class or None,
-    ``label_smoothing`` goes to the CrossEntropyLoss criterion, ``augment`` maps input
+    :class:`skmm.FusionClassifier`); ``n_classes`` is the number of outputs (classes,
+    labels or regression targets), ``task`` one of :data:`TASKS`, ``loss`` a key of
+    :data:`LOSSES` (regression); ``class_weights`` is one weight per class (multiclass:
+    CrossEntropyLoss's ``weight``; multilabel: BCEWithLogitsLoss's ``pos_weight``, the
+    weight of each label's positive rows) or None, ``label_smoothing`` goes to the
+    CrossEntropyLoss criterion, ``augment`` maps input
     names to the augmentation of their training batches (see :class:`AugmentingCollate`;
     the training loader gets the largest ``num_workers`` they ask for), ``seed``
     fixes the validation split.
@@ -165,7 +223,8 @@ def build_net(
         cbs.append(("grad_clip", GradientNormClipping(gradient_clip_value=grad_clip)))
     train_split = None
     if validation_fraction is not None:
-        train_split = ValidSplit(validation_fraction, stratified=True, random_state=seed)
+        # stratified on the class; rows of several labels or real values are split at random
+        train_split = ValidSplit(validation_fraction, stratified=task == "multiclass", random_state=seed)
         monitor, lower_is_better = "valid_loss", True
         if early_stopping_scoring is not None:
             monitor, lower_is_better = "valid_score", False
@@ -175,7 +234,8 @@ def build_net(
     cbs.extend(callbacks or [])
     kwargs = {}
     if class_weights is not None:
-        kwargs["criterion__weight"] = torch.tensor(class_weights, dtype=torch.float32)
+        key = "criterion__pos_weight" if task == "multilabel" else "criterion__weight"
+        kwargs[key] = torch.tensor(class_weights, dtype=torch.float32)
     if backbone_lr is not None:
         kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": backbone_lr})]
     if str(device).startswith("cuda"):
@@ -186,10 +246,20 @@ def build_net(
         if workers:
             # skorch makes a new loader every epoch; each draws its workers' seeds from torch's RNG
             kwargs.update(iterator_train__num_workers=workers, iterator_train__worker_init_fn=_one_thread_worker)
-    return AutocastNet(
+    if task == "multiclass":
+        net_class = AutocastNet
+        kwargs.update(criterion=torch.nn.CrossEntropyLoss, criterion__label_smoothing=float(label_smoothing),
+                      classes=np.arange(n_classes))
+    elif task == "multilabel":
+        net_class = AutocastMultilabelNet
+        kwargs.update(criterion=torch.nn.BCEWithLogitsLoss, predict_nonlinearity=None)
+    elif task == "regression":
+        net_class = AutocastRegressorNet
+        kwargs.update(criterion=LOSSES[loss], predict_nonlinearity=None)
+    else:
+        raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    return net_class(
         module,
-        criterion=torch.nn.CrossEntropyLoss,
-        criterion__label_smoothing=float(label_smoothing),
         optimizer=torch.optim.AdamW,
         optimizer__weight_decay=weight_decay,
         lr=lr,
@@ -198,7 +268,6 @@ def build_net(
         train_split=train_split,
         callbacks=cbs,
         iterator_train__shuffle=True,
-        classes=np.arange(n_classes),
         device=device,
         precision=precision,
         verbose=verbose,

@@ -27,7 +27,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, MaxAbsScaler, MinMaxScaler, Normalizer, StandardScaler
 
 from ..encoders import ImageEncoder, TextEncoder
-from ..estimators import FusionClassifier
+from ..estimators import FusionClassifier, FusionRegressor
 from ..utils.device import resolve_device
 from ..utils.serialization import available_device
 from .plain import Decoder, Encoder
@@ -35,7 +35,8 @@ from .plain import Decoder, Encoder
 __all__ = ["CLASSES", "LoadContext", "Reader", "SaveContext", "Writer"]
 
 #: skmm classes, restored through their ``__skmm_getstate__`` / ``__skmm_setstate__``.
-SKMM_CLASSES = {"skmm.FusionClassifier": FusionClassifier, "skmm.ImageEncoder": ImageEncoder,
+SKMM_CLASSES = {"skmm.FusionClassifier": FusionClassifier, "skmm.FusionRegressor": FusionRegressor,
+                "skmm.ImageEncoder": ImageEncoder,
                 "skmm.TextEncoder": TextEncoder}
 #: scikit-learn classes whose fitted state is plain data, restored attribute by attribute.
 SKLEARN_CLASSES = {

@@ -1,0 +1,102 @@
+"""Parameter descriptions shared by skmm's estimators, so each is written once.
+
+:class:`~skmm.FusionClassifier` and :class:`~skmm.FusionRegressor` take the same
+encoders, fusion and training parameters; their docstrings are assembled from
+:data:`SHARED_PARAMETERS` (the parameters before the target-specific ones) and
+:data:`TRAINING_PARAMETERS` (those after them), in signature order.
+"""
+
+__all__ = ["SHARED_PARAMETERS", "TRAINING_PARAMETERS"]
+
+#: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
+SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
+        The image encoder; a string is a backbone name.  None means
+        ``ImageEncoder("cnn")``, trained end to end.
+    text : TextEncoder, str or None, default=None
+        The text encoder; None means ``TextEncoder("gru")``, trained end to end.
+    image_col, text_col : str or None, default=None
+        The columns of X holding image paths and texts.  None detects them: the
+        column of image file paths, and the string column with the longest texts.
+    fusion : str, default="concat"
+        A name in :data:`skmm.registry.fusions`: "concat", "sum", "gated",
+        "attention", "bilinear", "tensor", "film", "late", or the single-modality
+        ablations "image" and "text".
+    dim : int, default=128
+        Width every modality is projected to before fusion.
+    hidden_dim : int, default=128
+        Hidden width of the head (0 for a linear head).
+    dropout : float, default=0.1
+        Dropout in the projections and the head.
+    modality_dropout : float, default=0.0
+        Probability of hiding a modality of a training row, so the model learns to
+        cope without it.
+    fusion_kwargs : dict or None, default=None
+        Options of the fusion module.
+    unimodal_loss : float, default=0.0
+        Weight of uni-modal auxiliary losses.  When > 0, every modality the
+        fusion uses also gets an output head of its own (``late`` fusion's
+        per-modality heads; an extra linear head on the projected embedding,
+        used in training only, for the other fusions), and the training loss
+        becomes the fused loss plus ``unimodal_loss`` times the mean of the
+        per-modality losses (cross-entropy for classes, binary cross-entropy
+        for labels, the regression loss for a regressor; rows without that
+        modality left out).
+        Jointly trained fusion nets tend to lean on the modality that fits the
+        training rows fastest and leave the others under-trained; these losses
+        make every branch learn the task on its own.  With ``fusion="late"``
+        and a weight of a few units this approaches the classic late fusion of
+        separately trained classifiers.  No effect on the single-modality
+        ablations.
+    max_epochs : int, default=20
+        Passes over the training rows (fewer with early stopping).
+    batch_size : int, default=32
+        Rows per training step.
+    lr : float, default=1e-3
+        Learning rate of AdamW, cosine-annealed over ``max_epochs``.
+    weight_decay : float, default=1e-4
+        AdamW's decoupled weight decay.
+    backbone_lr : float or None, default=None
+        Learning rate of trainable encoders (None: ``lr``).
+    grad_clip : float or None, default=None
+        Clip the gradient norm to this value.
+    warmup_epochs : int, default=0
+        Epochs of linear learning-rate warm-up before the cosine decay (useful
+        when fine-tuning pretrained backbones).
+"""
+
+#: validation_fraction ... verbose.
+TRAINING_PARAMETERS = """    validation_fraction : float or None, default=None
+        Hold out this fraction (stratified by class for one label per row) and stop early when its loss has not
+        improved for ``n_iter_no_change`` epochs, keeping the best epoch's weights.
+    n_iter_no_change : int, default=5
+        Epochs without improvement on the held-out rows before training stops
+        (with ``validation_fraction``).
+    early_stopping_scoring : str or None, default=None
+        With ``validation_fraction``: stop on this scikit-learn scorer of the
+        held-out rows (e.g. ``"f1_macro"``, higher is better) instead of their loss.
+    callbacks : list or None, default=None
+        Extra skorch callbacks.
+    device : str, default="auto"
+        "auto" (CUDA when present), "cpu", "cuda" or "cuda:<n>".  Encoders whose
+        own ``device`` is "auto" run here too.
+    precision : {"auto", "float32", "bfloat16"}, default="auto"
+        Arithmetic of the net's forward pass, in training and prediction:
+        "auto" is bf16 autocast on CUDA and float32 elsewhere; "bfloat16" uses
+        bf16 autocast on the CPU too (on CPUs with AMX or AVX512-BF16, trainable
+        convolutional branches train about twice as fast); "float32" never uses
+        bf16.  Losses and probabilities stay float32.  Encoders whose own
+        ``precision`` is "auto" take this one.
+    on_error : {"raise", "warn", "ignore"} or None, default=None
+        Policy for image files that are missing, unreadable, truncated, not
+        images or over the encoder's ``max_image_pixels``, at fit and at predict:
+        "raise" stops (before any training) with an error naming the row, the
+        column and the path; "warn" and "ignore" treat that row's image as
+        missing, "warn" saying how many and which.  An image encoder whose own
+        ``on_error`` is None takes this one; None here means "raise".  Set it
+        before ``fit``: it is part of the fitted encoders.
+    random_state : int, RandomState or None, default=None
+        Seeds weights, shuffling and dropout: equal seeds give equal models.
+        Encoders whose own ``random_state`` is None are seeded from it.
+    verbose : int, default=0
+        1 prints skorch's per-epoch table and encoding progress.
+"""
