@@ -26,12 +26,16 @@ def training(shapes_df):
     return shapes_df.drop(columns="label"), label_frame(shapes_df)
 
 
+@pytest.mark.slow
 def test_multilabel_learns_labels_from_both_modalities(shapes640):
     train, test = shapes640
     clf = fast_classifier(max_epochs=30).fit(train.drop(columns="label"), label_frame(train))
     assert clf.multilabel_ and list(clf.classes_) == ["red", "circle", "both"]
     pred = clf.predict(test.drop(columns="label"))
-    assert f1_score(label_frame(test), pred, average="samples", zero_division=0) > 0.85
+    truth = label_frame(test)
+    # "red" needs the caption, "circle" the image, "both" the two together
+    assert f1_score(truth, pred, average="micro") > 0.9
+    assert f1_score(truth, pred, average="samples", zero_division=1.0) > 0.9
     assert type(clf.net_.criterion_).__name__ == "BCEWithLogitsLoss"
 
 
@@ -145,6 +149,7 @@ np.save(sys.argv[3], np.hstack([model.predict_proba(X), np.asarray(model.predict
 """
 
 
+@pytest.mark.slow
 def test_persistence_keeps_thresholds_temperature_and_form(training, tmp_path):
     X, Y = training
     clf = fast_classifier(max_epochs=4, threshold="tune", calibration="temperature",

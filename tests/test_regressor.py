@@ -47,6 +47,7 @@ def no_regressor_training(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 def test_fused_regressor_uses_both_modalities(shapes640):
     train, test = shapes640
     y_train, y_test = both_modalities_target(train), both_modalities_target(test, seed=1)
@@ -169,6 +170,7 @@ np.save(sys.argv[3], np.asarray(model.predict(pd.read_pickle(sys.argv[2]))))
 """
 
 
+@pytest.mark.slow
 def test_joblib_in_a_fresh_process_and_the_safe_format_round_trip(training, tmp_path):
     X, y = training
     Y = pd.DataFrame({"a": y, "b": 2 * y + 5})

@@ -88,7 +88,7 @@ def read_regression_target(y):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"y must hold numbers for a regressor; {_target_name(form, column)} has {col.iloc[i]!r} at "
+                f"y must hold numbers for a regressor; {_target_name(form, column)} has {_scalar(col.iloc[i])!r} at "
                 f"{_where(y, i)} (for class labels use FusionClassifier)"
             )
         out[:, j] = numeric.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -101,6 +101,10 @@ def read_regression_target(y):
             f"at {_where(y, i)} in {_target_name(form, frame.columns[j])}; drop those rows or fill them"
         )
     return out, form
+
+
+def _scalar(value):
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _has_str(y):
@@ -197,7 +201,7 @@ def read_multilabel(y):
             i = ok.index(False)
             raise ValueError(
                 f"y has {frame.shape[1]} columns, read as multilabel indicators (0/1 per label), but {name} "
-                f"holds {col.iloc[i]!r} at {_where(y, i)}; several columns of class labels (multiclass "
+                f"holds {_scalar(col.iloc[i])!r} at {_where(y, i)}; several columns of class labels (multiclass "
                 "multi-output) are not supported"
             )
     indicator = frame.to_numpy().astype(np.int64)
