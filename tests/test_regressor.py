@@ -186,3 +186,23 @@ def test_joblib_in_a_fresh_process_and_the_safe_format_round_trip(training, tmp_
     assert isinstance(loaded, FusionRegressor) and loaded.loss == "huber"
     pd.testing.assert_frame_equal(loaded.predict(X), expected, atol=1e-6)
     np.testing.assert_allclose(loaded.target_scale_, reg.target_scale_)
+
+
+def test_the_command_line_refuses_a_regressor_and_a_multilabel_model_clearly(training, tmp_path, capsys):
+    from skmm.cli import main
+
+    X, y = training
+    X.to_csv(tmp_path / "data.csv", index=False)
+    labels = pd.DataFrame({"big": (y > y.median()).astype(int), "red": X["caption"].str.contains("red").astype(int)})
+    models = {
+        "regressor": (fast_regressor(max_epochs=1).fit(X, y), "(a regressor); the command handles fitted classifiers only"),
+        "multilabel": (skmm.FusionClassifier(image="pixels", text="tfidf", max_epochs=1, device="cpu").fit(X, labels),
+                       "holds a multilabel FusionClassifier"),
+    }
+    for name, (model, fragment) in models.items():
+        joblib.dump(model, tmp_path / f"{name}.joblib")
+        assert main(["predict", str(tmp_path / f"{name}.joblib"), str(tmp_path / "data.csv"), "-q",
+                     "-o", str(tmp_path / "out.csv")]) == 2
+        err = capsys.readouterr().err
+        assert fragment in err and "Traceback" not in err
+        assert not (tmp_path / "out.csv").exists()

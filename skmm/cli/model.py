@@ -168,7 +168,15 @@ def load_model(path):
     except Exception as exc:  # a file that is not a joblib pickle fails in many ways
         raise CommandError(f"cannot load model {path!r} (a file saved by 'skmm fit'?): {one_line(exc)}") from None
     if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
+        if hasattr(model, "target_mean_"):
+            raise CommandError(f"{path!r} holds a {type(model).__name__} (a regressor); the command handles "
+                               "fitted classifiers only: use it from Python (model.predict)")
         raise CommandError(f"{path!r} holds a {type(model).__name__}, not a fitted classifier")
+    if getattr(model, "multilabel_", False):
+        raise CommandError(
+            f"{path!r} holds a multilabel {type(model).__name__} (several labels per row); the command handles "
+            "one label per row: use it from Python (model.predict gives the labels in the form y had)"
+        )
     return model
 
 

@@ -25,7 +25,7 @@ def save(model, directory):
 
     Parameters
     ----------
-    model : FusionClassifier, ImageEncoder, TextEncoder, or a Pipeline / ColumnTransformer / FeatureUnion of them
+    model : FusionClassifier, FusionRegressor, ImageEncoder, TextEncoder, or a Pipeline / ColumnTransformer / FeatureUnion of them
         Fitted or not.  Pipelines may also hold the scikit-learn steps listed in
         docs/persistence.md (scalers, PCA, TruncatedSVD, text vectorizers,
         LogisticRegression, FunctionTransformer without functions).
