@@ -8,7 +8,7 @@ network answers with its learned "missing" embedding.
 """
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.metrics import check_scoring
 from sklearn.utils import Bunch, check_random_state
 from sklearn.utils.validation import check_is_fitted
@@ -32,7 +32,22 @@ class _OnInputs(ClassifierMixin, BaseEstimator):
         return self.model.proba_from_inputs(inputs)
 
     def predict(self, inputs):
+        if getattr(self.model, "multilabel_", False):  # 0/1 per label, at the model's thresholds
+            return (self.predict_proba(inputs) >= self.model.thresholds_).astype(np.int64)
         return self.classes_[np.argmax(self.predict_proba(inputs), axis=1)]
+
+
+class _RegressorOnInputs(RegressorMixin, BaseEstimator):
+    """The fitted regressor seen through its model inputs (predictions (n, n_targets); scorers take them)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def fit(self, inputs, y=None):
+        return self
+
+    def predict(self, inputs):
+        return self.model.predict_from_inputs(inputs)
 
 
 def _permuted(inputs, name, order):
@@ -54,14 +69,15 @@ def modality_importance(model, X, y, *, scoring=None, n_repeats=5, random_state=
 
     Parameters
     ----------
-    model : fitted FusionClassifier
-        The model to explain.
+    model : fitted FusionClassifier or FusionRegressor
+        The model to explain (a multilabel classifier is scored on its 0/1
+        predictions; give ``y`` as a 0/1 array or DataFrame then).
     X : DataFrame or array-like
         Data the model can predict on (usually held-out rows).
     y : array-like of shape (n_samples,)
         The true labels of ``X``.
     scoring : str, callable or None, default=None
-        A scikit-learn scorer (None: the model's ``score``, accuracy).
+        A scikit-learn scorer (None: the model's ``score``: accuracy, R²).
     n_repeats : int, default=5
         Permutations per modality.
     random_state : int, RandomState or None, default=None
@@ -91,7 +107,7 @@ def modality_importance(model, X, y, *, scoring=None, n_repeats=5, random_state=
     check_is_fitted(model)
     n_repeats = check_int("n_repeats", n_repeats)
     rng = check_random_state(random_state)
-    view = _OnInputs(model)
+    view = _RegressorOnInputs(model) if hasattr(model, "predict_from_inputs") else _OnInputs(model)
     scorer = check_scoring(view, scoring=scoring)
     y = np.asarray(y)
     inputs = model.model_inputs(X)

@@ -168,3 +168,16 @@ def test_persistence_keeps_thresholds_temperature_and_form(training, tmp_path):
     sets = [tuple(c for c in Y.columns if row[c]) for _, row in Y.iterrows()]
     clf = fast_classifier(max_epochs=2).fit(X, sets)
     assert skmm.load(skmm.save(clf, tmp_path / "sets")).predict(X) == clf.predict(X)
+
+
+def test_every_fusion_and_early_stopping_on_a_multilabel_scorer(training):
+    from skmm.registry import fusions
+
+    X, Y = training
+    for name in fusions.names():
+        clf = fast_classifier(fusion=name, max_epochs=1, unimodal_loss=1.0).fit(X, Y)
+        assert clf.predict_proba(X).shape == (len(X), 3), name
+    clf = fast_classifier(max_epochs=6, validation_fraction=0.3, early_stopping_scoring="f1_samples",
+                          n_iter_no_change=2).fit(X, Y)
+    scores = clf.net_.history[:, "valid_score"]
+    assert all(0 <= s <= 1 for s in scores)

@@ -206,3 +206,20 @@ def test_the_command_line_refuses_a_regressor_and_a_multilabel_model_clearly(tra
         err = capsys.readouterr().err
         assert fragment in err and "Traceback" not in err
         assert not (tmp_path / "out.csv").exists()
+
+
+def test_early_stopping_on_a_regression_scorer(training):
+    X, y = training
+    reg = fast_regressor(max_epochs=6, validation_fraction=0.3, early_stopping_scoring="r2", n_iter_no_change=2)
+    scores = reg.fit(X, y).net_.history[:, "valid_score"]
+    assert len(scores) >= 1 and all(s <= 1 for s in scores)
+
+
+def test_modality_importance_of_a_regressor(training):
+    from skmm.inspection import modality_importance
+
+    X, y = training
+    reg = fast_regressor(max_epochs=3).fit(X, y)
+    result = modality_importance(reg, X, y, n_repeats=2, random_state=0)
+    assert result.baseline_score == pytest.approx(reg.score(X, y))  # R²
+    assert np.all(result.importances_mean > 0.1) and np.all(result.removal_importances_mean > 0.1)
