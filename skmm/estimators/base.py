@@ -29,7 +29,7 @@ from ..io.frame import InputLayout
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
-from ..utils.threads import available_cores, torch_threads, training_threads
+from ..utils.threads import available_cores, inference_threads, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]
@@ -172,6 +172,11 @@ class BaseFusionEstimator(BaseEstimator):
             cores=available_cores(),
         )
 
+    def _inference_threads(self):
+        """Torch threads for the trained net's forward pass: 1 on embeddings; see skmm.utils.threads."""
+        trainable = any(getattr(branch, "trainable", False) for branch in self.branches_.values())
+        return inference_threads(module=trainable, cores=available_cores())
+
     def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches``.
 
@@ -239,7 +244,7 @@ class BaseFusionEstimator(BaseEstimator):
         inputs = self.model_inputs(X)
         module = self.net_.module_
         module.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self._inference_threads()):
             tensors = {k: torch.as_tensor(v).to(self.net_.device) for k, v in inputs.items()}
             weights = module.modality_weights(**tensors)
         if weights is None:

@@ -10,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, check_is_fitted, column_or_1d
 from skorch.helper import SliceDict
 
+from ..utils.threads import torch_threads
 from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
 
@@ -329,7 +330,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         as :func:`skmm.inspection.modality_importance` does.
         """
         check_is_fitted(self)
-        proba = self.net_.predict_proba(SliceDict(**inputs)).astype(np.float64)
+        with torch_threads(self._inference_threads()):
+            proba = self.net_.predict_proba(SliceDict(**inputs)).astype(np.float64)
         # the net's softmax is float32: renormalised, rows sum to 1 at float64 precision (as
         # scikit-learn's metrics, e.g. log_loss, expect)
         proba /= proba.sum(axis=1, keepdims=True)
