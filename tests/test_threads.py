@@ -6,7 +6,7 @@ from skorch.callbacks import Callback
 
 from skmm import ImageEncoder
 from skmm.utils import threads
-from skmm.utils.threads import available_cores, cgroup_cpu_limit, torch_threads, training_threads
+from skmm.utils.threads import available_cores, cgroup_cpu_limit, free_cores, torch_threads, training_threads
 
 from helpers import three_epochs
 
@@ -38,7 +38,7 @@ def test_a_head_on_features_trains_on_one_thread_and_the_setting_comes_back(fram
 
 
 def test_a_trainable_branch_keeps_torch_threads_without_loader_workers(frame, four_threads, monkeypatch):
-    monkeypatch.setattr("skmm.estimators.base.available_cores", lambda: 8)
+    monkeypatch.setattr("skmm.estimators.base.free_cores", lambda: 8)
     X, y = frame
     spy = ThreadsSeen()
     image = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}, augment="none")
@@ -48,7 +48,7 @@ def test_a_trainable_branch_keeps_torch_threads_without_loader_workers(frame, fo
 
 def test_augmentation_workers_leave_the_training_threads_the_other_cores(frame, four_threads, monkeypatch):
     pytest.importorskip("torchvision")
-    monkeypatch.setattr("skmm.estimators.base.available_cores", lambda: 3)
+    monkeypatch.setattr("skmm.estimators.base.free_cores", lambda: 3)
     X, y = frame
     spy = ThreadsSeen()
     image = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}, augment="light", num_workers=2)
@@ -86,7 +86,7 @@ def test_torch_threads_never_raises_the_count(four_threads):
 
 
 def test_a_trainable_branch_never_trains_on_more_threads_than_the_cores_it_may_use(frame, four_threads, monkeypatch):
-    monkeypatch.setattr("skmm.estimators.base.available_cores", lambda: 2)
+    monkeypatch.setattr("skmm.estimators.base.free_cores", lambda: 2)
     X, y = frame
     spy = ThreadsSeen()
     image = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}, augment="none")
@@ -140,8 +140,8 @@ class ForwardThreads(torch.nn.Module):
 
 
 def test_a_frozen_backbone_encodes_on_the_cores_it_may_use_and_a_head_predicts_on_one(frame, four_threads, monkeypatch):
-    monkeypatch.setattr("skmm.encoders.base.available_cores", lambda: 2)
-    monkeypatch.setattr("skmm.estimators.base.available_cores", lambda: 2)
+    monkeypatch.setattr("skmm.encoders.base.free_cores", lambda: 2)
+    monkeypatch.setattr("skmm.estimators.base.free_cores", lambda: 2)
     X, y = frame
     encoder = ImageEncoder("cnn", image_size=16, trainable=False, random_state=0, cache=False,
                            backbone_kwargs={"channels": (4, 8)}).fit(X[["image_path"]])
@@ -161,7 +161,7 @@ def test_a_frozen_backbone_encodes_on_the_cores_it_may_use_and_a_head_predicts_o
 
 
 def test_a_trainable_branch_predicts_on_the_cores(frame, four_threads, monkeypatch):
-    monkeypatch.setattr("skmm.estimators.base.available_cores", lambda: 3)
+    monkeypatch.setattr("skmm.estimators.base.free_cores", lambda: 3)
     X, y = frame
     image = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}, augment="none")
     clf = three_epochs(image=image, max_epochs=1).fit(X, y)
@@ -169,3 +169,30 @@ def test_a_trainable_branch_predicts_on_the_cores(frame, four_threads, monkeypat
     clf.net_.module_.head = head
     clf.predict(X.iloc[:2])
     assert head.seen == {3}
+
+
+def _proc(tmp_path, running, own_states):
+    (tmp_path / "loadavg").write_text(f"3.10 2.00 1.00 {running}/300 4242\n")
+    for i, state in enumerate(own_states):
+        (tmp_path / "task" / str(i)).mkdir(parents=True)
+        (tmp_path / "task" / str(i) / "stat").write_text(f"{i} (python (x) y) {state} 1 2 3\n")
+    return dict(loadavg=str(tmp_path / "loadavg"), own_tasks=str(tmp_path / "task"))
+
+
+@pytest.mark.parametrize(
+    "cores, running, own_states, expected",
+    [
+        (2, 1, "RS", 2),  # only this thread runs: both cores
+        (2, 2, "RS", 1),  # one other job: one core left
+        (2, 3, "RRSS", 1),  # two of ours (spinning torch threads are not other jobs) and one other job
+        (2, 3, "RRRS", 2),  # every running task is ours
+        (8, 4, "RS", 5),
+        (2, 9, "R", 1),  # never fewer than one
+    ],
+)
+def test_free_cores_leaves_out_what_other_jobs_run(tmp_path, cores, running, own_states, expected):
+    assert free_cores(cores, **_proc(tmp_path, running, own_states)) == expected
+
+
+def test_free_cores_without_proc_takes_nothing(tmp_path):
+    assert free_cores(3, loadavg=str(tmp_path / "none"), own_tasks=str(tmp_path / "none")) == 3

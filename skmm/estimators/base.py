@@ -29,7 +29,7 @@ from ..io.frame import InputLayout
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
-from ..utils.threads import available_cores, inference_threads, torch_threads, training_threads
+from ..utils.threads import free_cores, inference_threads, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]
@@ -169,13 +169,13 @@ class BaseFusionEstimator(BaseEstimator):
         return training_threads(
             trainable=any(module is not None for module, _ in net_branches.values()),
             loader_workers=max((a.num_workers for a in augment.values()), default=0),
-            cores=available_cores(),
+            cores=free_cores(),
         )
 
     def _inference_threads(self):
         """Torch threads for the trained net's forward pass: 1 on embeddings; see skmm.utils.threads."""
         trainable = any(getattr(branch, "trainable", False) for branch in self.branches_.values())
-        return inference_threads(module=trainable, cores=available_cores())
+        return inference_threads(module=trainable, cores=free_cores() if trainable else 1)
 
     def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches``.

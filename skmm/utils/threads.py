@@ -27,7 +27,9 @@ import os
 
 import torch
 
-__all__ = ["available_cores", "cgroup_cpu_limit", "inference_threads", "training_threads", "torch_threads"]
+__all__ = [
+    "available_cores", "cgroup_cpu_limit", "free_cores", "inference_threads", "training_threads", "torch_threads",
+]
 
 
 def cgroup_cpu_limit(root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
@@ -121,6 +123,55 @@ def available_cores():
     return max(1, cores)
 
 
+def free_cores(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/task"):
+    """Cores not taken by other processes at this moment: ``cores`` minus their running tasks.
+
+    The kernel's count of tasks running or ready to run right now (the fourth
+    field of ``/proc/loadavg``), less this process's own running threads, is what
+    other jobs hold.  A snapshot, not an average: it costs a few file reads and
+    follows the machine as it is when a forward pass starts.  Where the files
+    do not exist (macOS, Windows) nothing is taken.
+
+    Parameters
+    ----------
+    cores : int or None, default=None
+        The cores this process may use; None: :func:`available_cores`.
+    loadavg, own_tasks : str
+        The files read (for tests).
+
+    Returns
+    -------
+    int
+        At least 1.
+
+    Examples
+    --------
+    >>> from skmm.utils.threads import available_cores, free_cores
+    >>> 1 <= free_cores() <= available_cores()
+    True
+    """
+    cores = available_cores() if cores is None else int(cores)
+    text = _read(loadavg)
+    try:
+        running = int(text.split()[3].split("/")[0])
+    except (AttributeError, IndexError, ValueError):
+        return max(1, cores)
+    if running <= 1:  # this thread alone
+        return max(1, cores)
+    own = 0
+    try:
+        tasks = os.listdir(own_tasks)
+    except OSError:
+        tasks = []
+    for task in tasks:
+        stat = _read(os.path.join(own_tasks, task, "stat"))
+        # "pid (name) S ...": the state follows the last parenthesis (names may hold spaces)
+        if stat and stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "R":
+            own += 1
+    others = max(0, running - max(own, 1))
+    return max(1, min(cores, cores - others))
+
+
 def inference_threads(*, module, cores):
     """Torch intra-op threads for a forward pass without gradients.
 
@@ -130,7 +181,7 @@ def inference_threads(*, module, cores):
         Whether the work runs a backbone (a CNN, a transformer) rather than a
         small head on embeddings.
     cores : int
-        Cores this process may use.
+        Cores this process may use and other jobs leave free (:func:`free_cores`).
 
     Returns
     -------
