@@ -12,6 +12,7 @@ from .. import cache as _cache
 from ..backbones import Normalize
 from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, load_images_parallel, resolve_num_workers
 from ..io.images.decode import RESIZE_MODES
+from ..io.images.sampling import DECODE_CHUNK
 from ..registry import image_backbones
 from ..utils.validation import check_int, check_on_error, check_option
 from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
@@ -67,7 +68,8 @@ class ImageEncoder(BaseEncoder):
         Images per forward pass.
     num_workers : "auto" or int, default="auto"
         DataLoader worker processes decoding and resizing images while the
-        model runs; 0 decodes in this process.  "auto" is
+        model runs; 0 decodes in this process, as do inputs of at most 8
+        images whatever the setting (one prediction request).  "auto" is
         ``min(4, cores available)``, and 0 when one core is available, when the
         images fit in one batch, or inside a worker of a process pool (a
         GridSearchCV with ``n_jobs``); see
@@ -274,10 +276,13 @@ class ImageEncoder(BaseEncoder):
             return
         paths = [batch.values[i] for i in positions]
         index = [batch.index[i] for i in positions]
+        # A few rows (one request of a web service) are one decoding chunk: a worker
+        # would decode them alone, after a start that costs more than the decoding.
+        workers = 0 if len(paths) <= DECODE_CHUNK else self.num_workers
         yield from load_images_parallel(
             paths,
             size,
-            num_workers=self.num_workers,
+            num_workers=workers,
             batch_size=self.batch_size,
             on_error=self.on_error_,
             max_image_pixels=self.max_image_pixels,

@@ -29,7 +29,7 @@ from ..io.frame import InputLayout
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
-from ..utils.threads import available_cores, torch_threads, training_threads
+from ..utils.threads import free_cores, inference_threads, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 
 __all__ = ["BaseFusionEstimator"]
@@ -187,15 +187,22 @@ class BaseFusionEstimator(BaseEstimator):
     def _outputs(self, inputs):
         """The trained net's outputs (logits or standardised values) for model inputs, float64 (N, n_outputs)."""
         check_is_fitted(self)
-        return self.net_.forward(SliceDict(**inputs), training=False).float().numpy().astype(np.float64)
+        with torch_threads(self._inference_threads()):
+            outputs = self.net_.forward(SliceDict(**inputs), training=False)
+        return outputs.float().numpy().astype(np.float64)
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""
         return training_threads(
             trainable=any(module is not None for module, _ in net_branches.values()),
             loader_workers=max((a.num_workers for a in augment.values()), default=0),
-            cores=available_cores(),
+            cores=free_cores(),
         )
+
+    def _inference_threads(self):
+        """Torch threads for the trained net's forward pass: 1 on embeddings; see skmm.utils.threads."""
+        trainable = any(getattr(branch, "trainable", False) for branch in self.branches_.values())
+        return inference_threads(module=trainable, cores=free_cores() if trainable else 1)
 
     def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches``.
@@ -263,7 +270,7 @@ class BaseFusionEstimator(BaseEstimator):
         inputs = self.model_inputs(X)
         module = self.net_.module_
         module.eval()
-        with torch.inference_mode():
+        with torch.inference_mode(), torch_threads(self._inference_threads()):
             tensors = {k: torch.as_tensor(v).to(self.net_.device) for k, v in inputs.items()}
             weights = module.modality_weights(**tensors)
         if weights is None:
