@@ -82,6 +82,7 @@ independent, so no shared index has to be locked.
 """
 
 from .disk import DEFAULT_DISK_MAX_BYTES, KEY_ENV, MAX_BYTES_ENV, DiskCache
+from .locking import check_cache_dir
 from .keys import image_key, text_key
 from .memory import DEFAULT_MAX_BYTES, MemoryCache
 from .shared import get_cache
@@ -93,6 +94,7 @@ __all__ = [
     "MAX_BYTES_ENV",
     "DiskCache",
     "MemoryCache",
+    "check_cache_dir",
     "get_cache",
     "image_key",
     "text_key",

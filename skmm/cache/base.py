@@ -6,6 +6,7 @@ and look up rows by ``(space, key)``; this module decides which rows to
 compute, checks what ``compute`` returns and assembles the answer.
 """
 
+import contextlib
 import os
 import threading
 import weakref
@@ -143,7 +144,28 @@ class BaseCache:
             slot[i] = unique.setdefault(key, len(unique))
         unique_keys = list(unique)
         found = self._lookup(space, unique_keys)
+        if any(row is None for row in found):
+            # Another process may be computing the same rows (the workers of a search):
+            # wait for it, read what it stored, and compute only what is still missing.
+            with self._compute_lock(space):
+                missing = [u for u, row in enumerate(found) if row is None]
+                if missing:
+                    for u, row in zip(missing, self._lookup_again(space, [unique_keys[u] for u in missing])):
+                        found[u] = row
+                return self._compute_missing(space, keys, slot, unique_keys, found, compute, return_present)
+        return self._compute_missing(space, keys, slot, unique_keys, found, compute, return_present)
 
+    def _lookup_again(self, space, keys):
+        """:meth:`_lookup` of rows missed a moment ago (damaged files are not counted twice)."""
+        return self._lookup(space, keys)
+
+    def _compute_lock(self, space):
+        """A context held while the missing rows of ``space`` are computed and stored."""
+        return contextlib.nullcontext()
+
+    def _compute_missing(self, space, keys, slot, unique_keys, found, compute, return_present):
+        dtype = space[1]
+        n = len(keys)
         positions, computed_for = [], {}
         for i in range(n):
             u = slot[i]

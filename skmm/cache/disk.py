@@ -17,6 +17,7 @@ ten minutes passed, so other processes' writes are noticed without a scan per
 write.
 """
 
+import contextlib
 import os
 import shutil
 import threading
@@ -28,6 +29,7 @@ import numpy as np
 
 from . import entry, eviction
 from .base import DTYPES, BaseCache, check_dtype
+from .locking import LOCK_FILE, ComputeLock
 from .keys import is_storage_name, space_name, storage_name
 from .memory import DEFAULT_MAX_BYTES, MemoryCache
 
@@ -199,7 +201,21 @@ class DiskCache(BaseCache):
 
     # ------------------------------------------------------ get_or_compute parts
 
-    def _lookup(self, space, keys):
+    def _compute_lock(self, space):
+        # One process computes the missing rows of a fingerprint at a time; the others wait
+        # and read them. flock locks go away with their process, so a killed worker never
+        # leaves one behind; after LOCK_TIMEOUT_SECONDS a waiter computes anyway.
+        path = os.path.join(self.directory, space_name(*space), LOCK_FILE)
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+        except OSError:
+            return contextlib.nullcontext()  # an unwritable directory: the rows are computed, not stored
+        return ComputeLock(path)
+
+    def _lookup_again(self, space, keys):
+        return self._lookup(space, keys, count_corrupt=False)
+
+    def _lookup(self, space, keys, *, count_corrupt=True):
         found = self.memory._lookup(space, keys)
         todo = [u for u, row in enumerate(found) if row is None]
         if not todo:
@@ -236,7 +252,7 @@ class DiskCache(BaseCache):
             self.memory._store(space, [(keys[u], row) for u, row in read.items()])
         with self._lock:
             self.disk_hits += len(read)
-            self.corrupt += n_bad
+            self.corrupt += n_bad if count_corrupt else 0
         return found
 
     def _load_all(self, jobs, fp_name, dtype, dim):

@@ -143,6 +143,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             The fitted encoder.
         """
         self.validate_params()
+        if self.cache and self.cache_dir is not None:
+            _cache.check_cache_dir(self.cache_dir)  # an unreachable directory fails here, not after hours of encoding
         batch = self._read(X, reset=True)
         self.device_ = resolve_device(self.device)
         self.backbone_ = self._build_backbone()
