@@ -122,7 +122,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
 
     Multilabel: a 2-D array or DataFrame of 0/1 (or boolean) with two or more
     columns, or a sequence of label sets (lists, tuples, sets; scikit-learn's
-    :class:`~sklearn.preprocessing.MultiLabelBinarizer` semantics: a list of
+    ``sklearn.preprocessing.MultiLabelBinarizer`` semantics: a list of
     equal-length 0/1 lists is read as a 2-D array, as in scikit-learn).  A row
     without any label (all zeros, an empty set) is allowed.  The network gives
     one sigmoid per label trained with binary cross-entropy;
