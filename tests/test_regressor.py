@@ -219,7 +219,7 @@ def test_modality_importance_of_a_regressor(training):
     from skmm.inspection import modality_importance
 
     X, y = training
-    reg = fast_regressor(max_epochs=3).fit(X, y)
+    reg = fast_regressor().fit(X, y)
     result = modality_importance(reg, X, y, n_repeats=2, random_state=0)
     assert result.baseline_score == pytest.approx(reg.score(X, y))  # R²
     assert np.all(result.importances_mean > 0.1) and np.all(result.removal_importances_mean > 0.1)
