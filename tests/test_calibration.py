@@ -29,12 +29,13 @@ def test_expected_calibration_error_and_thresholds():
     np.testing.assert_allclose(tune_thresholds(proba, truth), [0.6, 0.5])
 
 
+@pytest.mark.slow
 def test_temperature_changes_confidence_not_predictions(frame):
     X, y = frame
     X_fit, y_fit, X_new, y_new = X.iloc[:64], y.iloc[:64], X.iloc[64:], y.iloc[64:]
     # long training on few rows: an over-confident network
-    plain = fast_classifier(max_epochs=60, validation_fraction=0.3).fit(X_fit, y_fit)
-    calibrated = fast_classifier(max_epochs=60, validation_fraction=0.3, calibration="temperature").fit(X_fit, y_fit)
+    plain = fast_classifier(max_epochs=25, validation_fraction=0.3).fit(X_fit, y_fit)
+    calibrated = fast_classifier(max_epochs=25, validation_fraction=0.3, calibration="temperature").fit(X_fit, y_fit)
     assert plain.temperature_ == 1.0
     assert calibrated.temperature_ != 1.0
     np.testing.assert_array_equal(calibrated.predict(X_new), plain.predict(X_new))
@@ -55,3 +56,16 @@ def test_calibrated_classifier_cv_around_a_fusion_classifier(frame):
     assert proba.shape == (len(X), 4)
     np.testing.assert_allclose(proba.sum(axis=1), 1)
     assert set(calibrated.predict(X)) <= set(y)
+
+
+def test_a_model_pickled_before_calibration_existed_still_predicts(frame):
+    import pickle
+
+    X, y = frame
+    clf = fast_classifier(max_epochs=2).fit(X, y)
+    expected = clf.predict_proba(X)
+    for name in ("multilabel_", "temperature_", "_target_form"):
+        del clf.__dict__[name]
+    old = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_allclose(old.predict_proba(X), expected)
+    assert old.temperature_ == 1.0 and not old.multilabel_

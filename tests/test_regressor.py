@@ -188,24 +188,36 @@ def test_joblib_in_a_fresh_process_and_the_safe_format_round_trip(training, tmp_
     np.testing.assert_allclose(loaded.target_scale_, reg.target_scale_)
 
 
-def test_the_command_line_refuses_a_regressor_and_a_multilabel_model_clearly(training, tmp_path, capsys):
+def test_the_command_line_trains_and_predicts_a_regressor_and_refuses_a_multilabel_model(training, tmp_path, capsys):
     from skmm.cli import main
 
     X, y = training
-    X.to_csv(tmp_path / "data.csv", index=False)
+    data = X.assign(price=y)
+    data.to_csv(tmp_path / "data.csv", index=False)
+    model, out = tmp_path / "reg.joblib", tmp_path / "out.csv"
+    assert main(["fit", str(tmp_path / "data.csv"), "--target", "price", "--regression", "-q", "-o", str(model),
+                 "--image-backbone", "pixels", "--text-backbone", "tfidf", "--param", "max_epochs=2"]) == 0
+    assert "FusionRegressor(image+text" in capsys.readouterr().out
+    reg = joblib.load(model)
+    assert isinstance(reg, FusionRegressor)
+    assert main(["predict", str(model), str(tmp_path / "data.csv"), "-q", "-o", str(out)]) == 0
+    np.testing.assert_allclose(pd.read_csv(out)["prediction"], reg.predict(X), rtol=1e-6)
+    capsys.readouterr()
+    # what a regressor cannot give is a one-line error, not a traceback
+    assert main(["predict", str(model), str(tmp_path / "data.csv"), "--proba", "-q", "-o", str(out)]) == 2
+    assert "has no probabilities" in capsys.readouterr().err
+    assert main(["evaluate", str(model), str(tmp_path / "data.csv"), "--target", "price", "--no-report", "-q",
+                 "-o", str(tmp_path / "report")]) == 2
+    err = capsys.readouterr().err
+    assert "(a regressor); the command handles fitted classifiers only" in err and "Traceback" not in err
     labels = pd.DataFrame({"big": (y > y.median()).astype(int), "red": X["caption"].str.contains("red").astype(int)})
-    models = {
-        "regressor": (fast_regressor(max_epochs=1).fit(X, y), "(a regressor); the command handles fitted classifiers only"),
-        "multilabel": (skmm.FusionClassifier(image="pixels", text="tfidf", max_epochs=1, device="cpu").fit(X, labels),
-                       "holds a multilabel FusionClassifier"),
-    }
-    for name, (model, fragment) in models.items():
-        joblib.dump(model, tmp_path / f"{name}.joblib")
-        assert main(["predict", str(tmp_path / f"{name}.joblib"), str(tmp_path / "data.csv"), "-q",
-                     "-o", str(tmp_path / "out.csv")]) == 2
-        err = capsys.readouterr().err
-        assert fragment in err and "Traceback" not in err
-        assert not (tmp_path / "out.csv").exists()
+    multilabel = skmm.FusionClassifier(image="pixels", text="tfidf", max_epochs=1, device="cpu").fit(X, labels)
+    joblib.dump(multilabel, tmp_path / "multilabel.joblib")
+    assert main(["predict", str(tmp_path / "multilabel.joblib"), str(tmp_path / "data.csv"), "-q",
+                 "-o", str(tmp_path / "ml.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "holds a multilabel FusionClassifier" in err and "Traceback" not in err
+    assert not (tmp_path / "ml.csv").exists()
 
 
 def test_early_stopping_on_a_regression_scorer(training):
@@ -219,7 +231,7 @@ def test_modality_importance_of_a_regressor(training):
     from skmm.inspection import modality_importance
 
     X, y = training
-    reg = fast_regressor(max_epochs=3).fit(X, y)
+    reg = fast_regressor().fit(X, y)
     result = modality_importance(reg, X, y, n_repeats=2, random_state=0)
     assert result.baseline_score == pytest.approx(reg.score(X, y))  # R²
     assert np.all(result.importances_mean > 0.1) and np.all(result.removal_importances_mean > 0.1)

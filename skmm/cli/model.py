@@ -33,11 +33,13 @@ def register(sub, parents):
     p = sub.add_parser(
         "fit",
         parents=parents,
-        help="train a FusionClassifier on a table and save it",
-        description="Train a FusionClassifier on DATA (.csv, .tsv or .parquet) and save it with joblib.",
+        help="train a FusionClassifier (or a FusionRegressor) on a table and save it",
+        description="Train a FusionClassifier on DATA (.csv, .tsv or .parquet) and save it with joblib; "
+        "with --regression, a FusionRegressor of a numeric target.",
     )
     p.add_argument("data", metavar="DATA", help="table with an image-path and/or a text column and the target")
-    p.add_argument("--target", required=True, metavar="COL", help="the column of labels")
+    p.add_argument("--target", required=True, metavar="COL", help="the column of labels (numbers with --regression)")
+    p.add_argument("--regression", action="store_true", help="train a FusionRegressor: the target is numeric")
     _add_column_options(p)
     p.add_argument("--fusion", metavar="NAME", help="fusion strategy (see 'skmm list'); default concat")
     p.add_argument("--image-backbone", metavar="NAME", help="image backbone, e.g. cnn, pixels, torchvision:resnet18")
@@ -48,7 +50,7 @@ def register(sub, parents):
         default=[],
         metavar="KEY=VALUE",
         nargs="+",
-        help="FusionClassifier parameter, value read as a Python literal (max_epochs=5, image__image_size=64)",
+        help="FusionClassifier (FusionRegressor) parameter, value read as a Python literal (max_epochs=5, image__image_size=64)",
     )
     p.add_argument("-o", "--output", required=True, metavar="MODEL", help="where to save the model (model.joblib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or epoch table")
@@ -100,8 +102,8 @@ def _add_column_options(p):
 
 
 def build_classifier(args):
-    """The FusionClassifier the ``fit`` arguments describe (not fitted)."""
-    from .. import FusionClassifier, ImageEncoder, TextEncoder
+    """The FusionClassifier (FusionRegressor with ``--regression``) the ``fit`` arguments describe (not fitted)."""
+    from .. import FusionClassifier, FusionRegressor, ImageEncoder, TextEncoder
 
     kwargs = {"verbose": 0 if args.quiet else 1}
     if args.image_backbone:
@@ -115,7 +117,8 @@ def build_classifier(args):
     if args.text_col:
         kwargs["text_col"] = args.text_col
     params = parse_params(item for group in args.param for item in group)
-    return apply_params(FusionClassifier(**kwargs), params), params
+    estimator = FusionRegressor if getattr(args, "regression", False) else FusionClassifier
+    return apply_params(estimator(**kwargs), params), params
 
 
 def set_verbose(model, verbose):
@@ -148,18 +151,21 @@ def fit(args):
     set_verbose(clf, params.get("verbose", 0))
     with atomic_output(args.output) as tmp:
         joblib.dump(clf, tmp)
-    classes = ", ".join(map(str, clf.classes_))
+    target = f"classes: {', '.join(map(str, clf.classes_))}" if hasattr(clf, "classes_") else f"target {args.target!r}"
     modalities = "+".join(getattr(clf, "modalities_", [])) or "?"
     print(f"{args.output}: {type(clf).__name__}({modalities}, fusion={clf.fusion!r}) "
-          f"trained on {len(X)} rows in {seconds:.1f} s; classes: {classes}")
+          f"trained on {len(X)} rows in {seconds:.1f} s; {target}")
     return 0
 
 
 # ------------------------------------------------------------------ predict, evaluate
 
 
-def load_model(path):
-    """The classifier saved in ``path`` by ``skmm fit`` (or any fitted scikit-learn classifier)."""
+def load_model(path, *, regressor=False):
+    """The classifier saved in ``path`` by ``skmm fit`` (or any fitted scikit-learn classifier).
+
+    ``regressor=True`` also accepts a fitted FusionRegressor (``skmm predict``).
+    """
     import joblib
 
     check_input_file(path, "model file")
@@ -167,10 +173,12 @@ def load_model(path):
         model = joblib.load(path)
     except Exception as exc:  # a file that is not a joblib pickle fails in many ways
         raise CommandError(f"cannot load model {path!r} (a file saved by 'skmm fit'?): {one_line(exc)}") from None
+    if regressor and hasattr(model, "target_mean_"):
+        return model
     if not (hasattr(model, "predict_proba") and hasattr(model, "classes_")):
         if hasattr(model, "target_mean_"):
             raise CommandError(f"{path!r} holds a {type(model).__name__} (a regressor); the command handles "
-                               "fitted classifiers only: use it from Python (model.predict)")
+                               "fitted classifiers only: use it from Python (model.predict, model.score)")
         raise CommandError(f"{path!r} holds a {type(model).__name__}, not a fitted classifier")
     if getattr(model, "multilabel_", False):
         raise CommandError(
@@ -203,7 +211,12 @@ def _output_frame(model, predictions, proba, **leading):
     import pandas as pd
 
     columns = dict(leading)
-    columns["prediction"] = list(predictions)
+    if getattr(predictions, "ndim", 1) == 2:  # a regressor of several targets: one column each
+        table = pd.DataFrame(predictions)
+        for j, name in enumerate(table.columns):
+            columns[f"prediction_{name}"] = table.iloc[:, j].to_numpy()
+    else:
+        columns["prediction"] = list(predictions)
     if proba is not None:
         for j, label in enumerate(model.classes_):
             columns[f"proba_{label}"] = proba[:, j]
@@ -213,7 +226,9 @@ def _output_frame(model, predictions, proba, **leading):
 def predict(args):
     """``skmm predict``: one row of output per row of DATA, in order."""
     check_output_file(args.output, inputs=[args.data, args.model], table=True)
-    model = load_model(args.model)
+    model = load_model(args.model, regressor=True)
+    if args.proba and not hasattr(model, "predict_proba"):
+        raise CommandError(f"--proba: {args.model!r} holds a {type(model).__name__}, which has no probabilities")
     set_verbose(model, 0 if args.quiet else 1)
     df = read_table(args.data)
     X = resolve_image_paths(df, _model_image_columns(model, df), image_root(args))

@@ -122,7 +122,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
 
     Multilabel: a 2-D array or DataFrame of 0/1 (or boolean) with two or more
     columns, or a sequence of label sets (lists, tuples, sets; scikit-learn's
-    :class:`~sklearn.preprocessing.MultiLabelBinarizer` semantics: a list of
+    ``sklearn.preprocessing.MultiLabelBinarizer`` semantics: a list of
     equal-length 0/1 lists is read as a 2-D array, as in scikit-learn).  A row
     without any label (all zeros, an empty set) is allowed.  The network gives
     one sigmoid per label trained with binary cross-entropy;
@@ -373,6 +373,11 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def __setstate__(self, state):
+        if "net_" in state:  # a model pickled before multilabel targets and calibration existed
+            state = {"multilabel_": False, "temperature_": 1.0, "_target_form": None, **state}
+        super().__setstate__(state)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
@@ -401,8 +406,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         categorical = labels["categorical"]
         self._label_dtype = None if categorical is None else pd.CategoricalDtype(
             categorical["categories"], ordered=bool(categorical["ordered"]))
-        self.temperature_ = float(labels["temperature"])
-        multilabel = labels["multilabel"]
+        self.temperature_ = float(labels.get("temperature", 1.0))  # files saved before calibration existed
+        multilabel = labels.get("multilabel")
         self.multilabel_ = multilabel is not None
         self._target_form = None if multilabel is None else TargetForm(**multilabel["form"])
         if self.multilabel_:

@@ -21,7 +21,7 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
     The same encoders, fusions and options as :class:`~skmm.FusionClassifier`,
     with a regression head: one output per target, ``y`` of shape
     ``(n_samples,)`` or ``(n_samples, n_targets)`` (an array or a DataFrame).
-    :meth:`score` is R² (:class:`~sklearn.base.RegressorMixin`).
+    ``score`` is R² (scikit-learn's ``RegressorMixin``).
 
     Parameters
     ----------
