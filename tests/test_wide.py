@@ -130,6 +130,8 @@ def test_a_purely_tabular_frame_is_a_tabular_classifier():
         (COLUMNS, {"title": [["a", "b"]]}, TypeError, r"column 'title' is read as text but row 0.*holds a list"),
         (COLUMNS, {"price": np.nan}, ValueError, r"column 'price' has no value in any row"),
         (COLUMNS, {"brand": None}, ValueError, r"column 'brand' has no value in any row"),
+        (COLUMNS, {"title": None}, ValueError, r"column 'title' \(text\) has no value in any row"),
+        (COLUMNS, {"back": ""}, ValueError, r"column 'back' \(image\) has no value in any row"),
     ],
 )
 def test_bad_wide_input_names_the_column_before_training(wide, no_training, columns, X_change, error, match):

@@ -242,6 +242,12 @@ class InputLayout:
         out = {}
         for column, role in self.roles_.items():
             values = X[column]
+            if reset and role in ("image", "text") and all(
+                not split_pictures(v) if is_list_cell(v) else is_missing(v) for v in values
+            ):
+                raise ValueError(
+                    f"column {column!r} ({role}) has no value in any row (all missing); drop it from X or from columns="
+                )
             if role == "image":
                 check_paths(values, column, allow_lists=True)
                 values = resolve_paths(values, root)
