@@ -394,3 +394,14 @@ def test_the_command_line_fits_and_predicts_a_wide_table_with_relative_paths(wid
     assert len(pd.read_csv(tmp_path / "p.csv")) == len(wide)
     assert main(["fit", str(folder / "wide.csv"), "--target", "label", "--columns", "front:image", *fast,
                  "-o", str(tmp_path / "n.joblib")]) == 2
+
+
+def test_category_embeddings_count_as_features_for_training_threads(wide, monkeypatch):
+    import skmm.estimators.base as base
+
+    seen = []
+    real = base.training_threads
+    monkeypatch.setattr(base, "training_threads", lambda **kw: seen.append(kw["trainable"]) or real(**kw))
+    _clf(max_epochs=1).fit(wide, wide["label"])  # frozen pixels and tf-idf, a number, a category embedding
+    _clf(max_epochs=1, text="gru").fit(wide, wide["label"])  # a trainable text branch
+    assert seen == [False, True]

@@ -203,8 +203,10 @@ class BaseFusionEstimator(BaseEstimator):
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""
+        # category embeddings are lookups, as light as features: they do not call for more threads
+        tabular = getattr(self, "tabular_", {})
         return training_threads(
-            trainable=any(module is not None for module, _ in net_branches.values()),
+            trainable=any(module is not None for name, (module, _) in net_branches.items() if name not in tabular),
             loader_workers=max((a.num_workers for a in augment.values()), default=0),
             cores=available_cores(),
         )
