@@ -100,19 +100,19 @@ class ImageEncoder(BaseEncoder):
     verbose : int, default=0
         Show a progress bar while encoding.
 
-    Notes
-    -----
-    A DataFrame (or 2-D array) of several image-path columns gives one
-    feature block per column, from one backbone: the columns of a wide table
-    need one ImageEncoder in a ColumnTransformer, and ``get_feature_names_out``
-    names each block ``<column>_imageencoder<i>``.
-
     Attributes
     ----------
     backbone_ : ImageBackbone
         The backbone built in ``fit``.
     device_ : str
         The device inference runs on.
+
+    Notes
+    -----
+    A DataFrame (or 2-D array) of several image-path columns gives one
+    feature block per column, from one backbone: the columns of a wide table
+    need one ImageEncoder in a ColumnTransformer, and ``get_feature_names_out``
+    names each block ``<column>_imageencoder<i>``.
 
     Examples
     --------

@@ -49,16 +49,6 @@ class FusionNet(nn.Module):
         "missing" embedding with this probability.
     fusion_kwargs : dict or None
         Extra options of the fusion module.
-    kinds : list of str or None
-        The kind of each modality ("image", "text", "numeric", "categorical",
-        ...), handed to fusions that take it; None: what the names say.
-    pooling : dict or None
-        Modality name -> "mean" or "attention", for modalities with several
-        items per row (pictures of one cell): their inputs are ``(N, P, ...)``
-        with ``<name>_items`` (bool ``(N, P)``, True where item ``p`` of row
-        ``n`` exists); the encoder runs on every item and the items' features
-        are pooled per row, by their mean or by learned attention weights
-        (a linear score per item, softmax over the row's items).
     unimodal_loss : float
         Weight of the uni-modal auxiliary losses (0: none).  When > 0 and the
         fusion uses two or more modalities, each of them also gets a class head
@@ -70,6 +60,16 @@ class FusionNet(nn.Module):
         modality dropout).  FusionClassifier adds ``unimodal_loss`` times the
         mean of their cross-entropies to the loss of ``logits``.  In evaluation
         mode the forward pass returns ``logits`` alone.
+    kinds : list of str or None
+        The kind of each modality ("image", "text", "numeric", "categorical",
+        ...), handed to fusions that take it; None: what the names say.
+    pooling : dict or None
+        Modality name -> "mean" or "attention", for modalities with several
+        items per row (pictures of one cell): their inputs are ``(N, P, ...)``
+        with ``<name>_items`` (bool ``(N, P)``, True where item ``p`` of row
+        ``n`` exists); the encoder runs on every item and the items' features
+        are pooled per row, by their mean or by learned attention weights
+        (a linear score per item, softmax over the row's items).
     """
 
     def __init__(self, branches, n_classes, fusion="concat", dim=128, hidden_dim=128, dropout=0.1,
