@@ -41,6 +41,7 @@ from .wide import (
 __all__ = ["BaseFusionEstimator"]
 
 _ENCODERS = {"image": (ImageEncoder, "cnn"), "text": (TextEncoder, "gru")}
+_WIDE_DEFAULTS = {"columns": None, "encoders": None, "image_root": None, "picture_pooling": "mean"}
 
 
 class BaseFusionEstimator(BaseEstimator):
@@ -82,16 +83,21 @@ class BaseFusionEstimator(BaseEstimator):
         for param, col in (("image_col", self.image_col), ("text_col", self.text_col)):
             if col is not None and not isinstance(col, (str, int)):
                 raise TypeError(f"{param} must be a column name or None, got {type(col).__name__}")
-        check_columns_param(self.columns)
-        check_encoders_param(self.encoders)
-        check_image_root(self.image_root)
-        if self.picture_pooling not in ("mean", "attention"):
+        check_columns_param(self._wide("columns"))
+        check_encoders_param(self._wide("encoders"))
+        check_image_root(self._wide("image_root"))
+        if self._wide("picture_pooling") not in ("mean", "attention"):
             raise ValueError(f"picture_pooling must be 'mean' or 'attention', got {self.picture_pooling!r}")
         for kind in _ENCODERS:
             self._encoder_spec(kind).validate_params()  # an unknown backbone fails here, before any encoding
         resolve_device(self.device)
         check_precision(self.precision)
         seed_of(self.random_state)  # a TypeError for anything but None, an int or a numpy generator
+
+    def _wide(self, name):
+        """A wide-table parameter (columns, encoders, image_root, picture_pooling), or its default for an
+        estimator that does not take it."""
+        return getattr(self, name, _WIDE_DEFAULTS[name])
 
     def _encoder_spec(self, kind):
         cls, default = _ENCODERS[kind]
@@ -114,7 +120,7 @@ class BaseFusionEstimator(BaseEstimator):
         precision) or None (random_state, on_error), which mean "take the
         estimator's".
         """
-        encoder = column_encoder(self.encoders, column, kind) if column is not None else None
+        encoder = column_encoder(self._wide("encoders"), column, kind) if column is not None else None
         if encoder is None:
             encoder = self._encoder_spec(kind)
         inherited = {
@@ -139,7 +145,7 @@ class BaseFusionEstimator(BaseEstimator):
     # -- reading X ----------------------------------------------------------------------
     def _layout_fit_read(self, X, y):
         layout = InputLayout(
-            image_col=self.image_col, text_col=self.text_col, columns=self.columns, owner=type(self).__name__
+            image_col=self.image_col, text_col=self.text_col, columns=self._wide("columns"), owner=type(self).__name__
         )
         modalities = layout.fit_read(X, y, estimator=self)
         self.input_layout_ = layout
@@ -157,7 +163,8 @@ class BaseFusionEstimator(BaseEstimator):
         """Fit the encoders, build the FusionNet and train it on the encoded modalities."""
         kinds = [mod.kind for mod in modalities.values()] if self.layout_ == "wide" else None
         self._check_fusion_fits(list(modalities), kinds)
-        groups = group_columns(modalities, self.encoders)  # an encoders= key that is no image/text column fails here
+        # which columns share an encoder; an encoders= key that is no image/text column fails here
+        groups = group_columns(modalities, self._wide("encoders"))
         self.device_ = resolve_device(self.device)
         seed, _ = seed_of(self.random_state)
         self.fit_id_ = uuid.uuid4().hex  # tags features of the trained branches in the cache
@@ -165,7 +172,7 @@ class BaseFusionEstimator(BaseEstimator):
             self.branches_, self.scalers_, self.tabular_, net_branches, data, augment = {}, {}, {}, {}, {}, {}
             self.encoder_groups_, branch_modules = {}, {}
             self.pictures_ = {
-                name: self.picture_pooling for name, mod in modalities.items()
+                name: self._wide("picture_pooling") for name, mod in modalities.items()
                 if mod.kind == "image" and self.layout_ == "wide" and has_several_pictures(mod.values)
             }
             for leader, (kind, names) in groups.items():
@@ -388,7 +395,7 @@ class BaseFusionEstimator(BaseEstimator):
         """Rebuild the fitted estimator of :meth:`__skmm_getstate__`: the FusionNet from the parameters."""
         context.checkable(self)._check_params()
         layout = InputLayout(
-            image_col=self.image_col, text_col=self.text_col, columns=self.columns, owner=type(self).__name__
+            image_col=self.image_col, text_col=self.text_col, columns=self._wide("columns"), owner=type(self).__name__
         )
         for key, value in state["layout"].items():
             if key not in _LAYOUT:

@@ -296,7 +296,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Parameters
         ----------
         X : DataFrame or array-like
-            A DataFrame with an image-path column and/or a text column; a DataFrame
+            A DataFrame with an image-path column and/or a text column (or, with
+            ``columns``, any number of image, text, numeric and categorical
+            columns); a DataFrame
             of encoded blocks named ``<modality>__<feature>`` (a ColumnTransformer
             with ``set_output(transform="pandas")``); or a numeric array (one
             numeric modality).

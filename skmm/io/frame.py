@@ -153,10 +153,12 @@ class InputLayout:
                 UserWarning,
                 stacklevel=4,
             )
-        self.column_roles_ = {c: "ignored: " + ("equal to y (the target)" if same_as_target(X[c], y) else
-                                                 "not image_col or text_col") for c in X.columns}
-        self.column_roles_.update({c: r for c, r in ((self.image_col_, "image"), (self.text_col_, "text")) if c is not None})
-        self.column_roles_ = {c: self.column_roles_[c] for c in X.columns}
+        used = {c: r for c, r in ((self.image_col_, "image"), (self.text_col_, "text")) if c is not None}
+        self.column_roles_ = {
+            c: used.get(c) or ("ignored: equal to y (the target)" if same_as_target(X[c], y)
+                               else "ignored: not image_col or text_col")
+            for c in X.columns
+        }
         return "columns"
 
     def _decide_wide(self, X, y):
