@@ -12,7 +12,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from sklearn.utils import check_random_state
 
-__all__ = ["COLOURS", "SHAPES", "make_shapes"]
+__all__ = ["BRANDS", "COLOURS", "SHAPES", "make_shapes", "make_wide_shapes"]
 
 #: Shapes drawn in the images, in the order the label grid uses them.
 SHAPES = ("circle", "square", "triangle")
@@ -153,6 +153,69 @@ def make_shapes(
             labels.append(f"{colour}-{shape}")
 
     return pd.DataFrame({"image_path": paths, "caption": captions, "label": labels})
+
+
+#: Brands of :func:`make_wide_shapes`; the first two count as "on".
+BRANDS = ("acme", "bolt", "core", "dyna")
+
+
+def make_wide_shapes(n_samples=200, *, random_state=None, directory=None, image_size=32):
+    """Make a wide table whose label needs two pictures, a text, a number and a category.
+
+    Each row has five binary facts: the shape in the ``front`` picture and in
+    the ``back`` picture (circle or square), the colour named in the
+    ``title`` (red or blue), whether ``price`` is over 50, and whether
+    ``brand`` is one of the first two :data:`BRANDS`.  The label is how many
+    of them are "on" (circle, circle, red, over 50, first two brands), as a
+    string "0" to "5": a model that drops any kind of column cannot know it,
+    a model that reads them all can.
+
+    Parameters
+    ----------
+    n_samples : int, default=200
+        Number of rows (at least 2).
+    random_state : int, RandomState instance or None, default=None
+        Seeds everything drawn.
+    directory : str or os.PathLike, optional
+        Where to write the PNG files; a new temporary directory by default.
+    image_size : int, default=32
+        Side of the square images, at least 16.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``front``, ``back`` (absolute paths), ``title`` (str),
+        ``price`` (float), ``brand`` (str) and ``label`` (str).
+
+    Examples
+    --------
+    >>> from skmm.datasets import make_wide_shapes
+    >>> df = make_wide_shapes(8, random_state=0)
+    >>> list(df.columns)
+    ['front', 'back', 'title', 'price', 'brand', 'label']
+    """
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
+        raise ValueError(f"n_samples must be an integer >= 2, got {n_samples!r}.")
+    if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 16:
+        raise ValueError(f"image_size must be an integer >= 16, got {image_size!r}.")
+    rng = check_random_state(random_state)
+    if directory is None:
+        directory = tempfile.mkdtemp(prefix="skmm-wide-shapes-")
+    directory = os.path.abspath(os.fspath(directory))
+    os.makedirs(directory, exist_ok=True)
+    bits = rng.randint(0, 2, size=(n_samples, 5))
+    rows = []
+    for i, (front, back, red, dear, known) in enumerate(bits):
+        paths = []
+        for side, on in (("front", front), ("back", back)):
+            path = os.path.join(directory, f"{side}_{i:05d}.png")
+            _draw_shape(SHAPES[0] if on else SHAPES[1], image_size, rng).save(path)
+            paths.append(path)
+        price = rng.uniform(55, 100) if dear else rng.uniform(0, 45)
+        brand = BRANDS[rng.randint(2) + (0 if known else 2)]
+        title = _caption(COLOURS[0] if red else COLOURS[1], rng)
+        rows.append((*paths, title, round(float(price), 2), brand, str(int(front + back + red + dear + known))))
+    return pd.DataFrame(rows, columns=["front", "back", "title", "price", "brand", "label"])
 
 
 def _caption(colour, rng):

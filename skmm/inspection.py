@@ -52,7 +52,7 @@ class _RegressorOnInputs(RegressorMixin, BaseEstimator):
 
 def _permuted(inputs, name, order):
     out = dict(inputs)
-    for key in (name, f"{name}_mask"):
+    for key in (name, f"{name}_mask", f"{name}_items"):  # _items: which pictures of a multi-picture cell exist
         if key in out:
             out[key] = np.asarray(out[key])[order]
     return out

@@ -121,6 +121,8 @@ def guess_image_columns(df):
 
 
 def _resolve(value, root):
+    if isinstance(value, str) and ";" in value:  # several pictures in one cell (skmm.io.roles.PICTURE_SEPARATOR)
+        return ";".join(_resolve(part.strip(), root) for part in value.split(";") if part.strip())
     if not isinstance(value, str) or not value.strip() or "://" in value:
         return value  # missing values stay missing; URLs are the encoder's business
     path = os.path.expanduser(value)

@@ -95,10 +95,28 @@ def register(sub, parents):
 def _add_column_options(p):
     p.add_argument("--image-col", metavar="COL", help="column of image paths (default: detected)")
     p.add_argument("--text-col", metavar="COL", help="column of texts (default: detected)")
+    p.add_argument(
+        "--columns", metavar="SPEC",
+        help="a wide table: 'auto' (every column's role detected) or COL=ROLE,... with the roles image, text, "
+        "numeric, categorical (instead of --image-col/--text-col)",
+    )
     p.add_argument("--image-root", metavar="DIR", help="directory of relative image paths (default: DATA's)")
 
 
 # ---------------------------------------------------------------------------- fit
+
+
+def parse_columns(spec):
+    """``--columns``: "auto", or "COL=ROLE,COL=ROLE" -> {COL: ROLE} (a bad item is a CommandError)."""
+    if spec.strip() == "auto":
+        return "auto"
+    columns = {}
+    for item in spec.split(","):
+        column, sep, role = item.partition("=")
+        if not sep or not column.strip() or not role.strip():
+            raise CommandError(f"--columns: {item!r} is not COL=ROLE (roles: image, text, numeric, categorical)")
+        columns[column.strip()] = role.strip()
+    return columns
 
 
 def build_classifier(args):
@@ -116,6 +134,8 @@ def build_classifier(args):
         kwargs["image_col"] = args.image_col
     if args.text_col:
         kwargs["text_col"] = args.text_col
+    if getattr(args, "columns", None):
+        kwargs["columns"] = parse_columns(args.columns)
     params = parse_params(item for group in args.param for item in group)
     estimator = FusionRegressor if getattr(args, "regression", False) else FusionClassifier
     return apply_params(estimator(**kwargs), params), params
@@ -142,7 +162,10 @@ def fit(args):
         raise CommandError(f"--target {args.target!r} is also given as an input column")
     y = df[args.target]
     X = df.drop(columns=[args.target])
-    image_cols = [args.image_col] if args.image_col else guess_image_columns(X)
+    if isinstance(clf.columns, dict):
+        image_cols = [c for c, role in clf.columns.items() if role == "image"]
+    else:
+        image_cols = [args.image_col] if args.image_col else guess_image_columns(X)
     X = resolve_image_paths(X, image_cols, image_root(args))
     start = time.perf_counter()
     clf.fit(X, y)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 from tqdm.auto import tqdm
 
 from .. import cache as _cache
@@ -26,6 +26,7 @@ from ..utils.serialization import dump_module, load_module
 from ..utils.threads import free_cores, inference_threads, torch_threads
 from ..utils.validation import check_int, is_missing
 from .branch import Branch
+from .columns import SeveralColumnsMixin, joined_columns, several_columns
 
 __all__ = ["BaseEncoder", "Batch", "check_nonempty", "check_trainable", "column_of", "is_path_like_array"]
 
@@ -84,7 +85,7 @@ class Batch:
         self.column = column
 
 
-class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
+class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):
     """Shared machinery of :class:`~skmm.ImageEncoder` and :class:`~skmm.TextEncoder`."""
 
     _registry = None  # set by subclasses
@@ -145,7 +146,14 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.validate_params()
         if self.cache and self.cache_dir is not None:
             _cache.check_cache_dir(self.cache_dir)  # an unreachable directory fails here, not after hours of encoding
-        batch = self._read(X, reset=True)
+        columns = several_columns(X) if self._takes_columns_apart() else None
+        self.__dict__.pop("columns_", None)
+        if columns is None:
+            batch = self._read(X, reset=True)
+        else:  # one backbone fitted on every column's values; one feature block per column (encoders/columns.py)
+            batch = self._read(joined_columns(columns), reset=True)
+            validate_data(self, X, skip_check_array=True, reset=True)  # n_features_in_, feature_names_in_
+            self.columns_ = list(columns)
         self.device_ = resolve_device(self.device)
         self.backbone_ = self._build_backbone()
         self._fit_backbone(batch)
@@ -192,6 +200,10 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         'ignore') are all zeros.
         """
         check_is_fitted(self)
+        if getattr(self, "columns_", None) is not None:
+            validate_data(self, X, skip_check_array=True, reset=False)  # the columns seen in fit, in order
+            columns = several_columns(X) or {}
+            return np.hstack([self._encode(self._read_column(col))[0] for col in columns.values()])
         features, _ = self._encode(self._read(X, reset=False))
         return features
 
@@ -422,6 +434,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             "module_in_network": in_network,  # its weights are the network's: the classifier saves them
             "trained_tag": getattr(self, "trained_tag_", None),
             "input": {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)},
+            "columns": getattr(self, "columns_", None),
         }
 
     def __skmm_setstate__(self, state, context):
@@ -442,6 +455,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             setattr(self, key, value)
         if state["trained_tag"] is not None:
             self.trained_tag_ = str(state["trained_tag"])
+        if state.get("columns") is not None:
+            self.columns_ = [str(c) for c in state["columns"]]
         self._setup_module()
         module = self.backbone_.module
         if module is None or state["module_in_network"]:

@@ -109,6 +109,13 @@ class ImageEncoder(BaseEncoder):
     device_ : str
         The device inference runs on.
 
+    Notes
+    -----
+    A DataFrame (or 2-D array) of several image-path columns gives one
+    feature block per column, from one backbone: the columns of a wide table
+    need one ImageEncoder in a ColumnTransformer, and ``get_feature_names_out``
+    names each block ``<column>_imageencoder<i>``.
+
     Examples
     --------
     >>> from skmm import ImageEncoder

@@ -50,13 +50,20 @@ class TextEncoder(BaseEncoder):
     backbone_kwargs : dict or None, default=None
         Extra options for the backbone (e.g. ``{"analyzer": "char_wb",
         "ngram_range": (2, 4)}`` for tfidf).
+    per_column : bool, default=False
+        With a 2-D input of several text columns: True encodes each column
+        apart (one backbone fitted on all of them, one feature block per
+        column, named ``<column>_textencoder<i>`` by ``get_feature_names_out``),
+        so one encoder covers every text column of a wide table in a
+        ColumnTransformer; False joins each row's cells into one text.
     verbose : int, default=0
         Show a progress bar while encoding.
 
     Notes
     -----
     A 2-D input (several columns) makes one text per row from its non-missing
-    cells joined by spaces; numbers are written as text.  Missing or empty texts
+    cells joined by spaces (numbers are written as text), or, with
+    ``per_column=True``, one feature block per column.  Missing or empty texts
     encode as all-zero rows.
 
     Examples
@@ -84,6 +91,7 @@ class TextEncoder(BaseEncoder):
         cache_dir=None,
         random_state=None,
         backbone_kwargs=None,
+        per_column=False,
         verbose=0,
     ):
         self.backbone = backbone
@@ -99,6 +107,7 @@ class TextEncoder(BaseEncoder):
         self.cache_dir = cache_dir
         self.random_state = random_state
         self.backbone_kwargs = backbone_kwargs
+        self.per_column = per_column
         self.verbose = verbose
 
     def __sklearn_tags__(self):
@@ -106,7 +115,12 @@ class TextEncoder(BaseEncoder):
         tags.input_tags.allow_nan = True  # a missing cell is a missing text
         return tags
 
+    def _takes_columns_apart(self):
+        return self.per_column
+
     def _check_params(self):
+        if not isinstance(self.per_column, bool):
+            raise TypeError(f"per_column must be True or False, got {self.per_column!r}")
         check_int("n_components", self.n_components, allow_none=True)
         check_int("max_length", self.max_length)
         check_int("dim", self.dim)

@@ -23,18 +23,25 @@ from skorch.helper import SliceDict
 from skorch.history import History
 
 from ..encoders import ImageEncoder, TextEncoder
+from ..fusion.base import make_fusion
 from ..fusion.net import FusionNet
 from ..fusion.training import build_net
 from ..io.frame import InputLayout
+from ..io.roles import check_columns_param
 from ..registry import fusions
 from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
 from ..utils.threads import free_cores, inference_threads, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
+from .wide import (
+    TABULAR, check_encoders_param, check_image_root, column_encoder, fit_tabular, group_columns, has_several_pictures,
+    joined_values, picture_inputs, tabular_from_state, tabular_inputs, tabular_state,
+)
 
 __all__ = ["BaseFusionEstimator"]
 
 _ENCODERS = {"image": (ImageEncoder, "cnn"), "text": (TextEncoder, "gru")}
+_WIDE_DEFAULTS = {"columns": None, "encoders": None, "image_root": None, "picture_pooling": "mean"}
 
 
 class BaseFusionEstimator(BaseEstimator):
@@ -76,11 +83,21 @@ class BaseFusionEstimator(BaseEstimator):
         for param, col in (("image_col", self.image_col), ("text_col", self.text_col)):
             if col is not None and not isinstance(col, (str, int)):
                 raise TypeError(f"{param} must be a column name or None, got {type(col).__name__}")
+        check_columns_param(self._wide("columns"))
+        check_encoders_param(self._wide("encoders"))
+        check_image_root(self._wide("image_root"))
+        if self._wide("picture_pooling") not in ("mean", "attention"):
+            raise ValueError(f"picture_pooling must be 'mean' or 'attention', got {self.picture_pooling!r}")
         for kind in _ENCODERS:
             self._encoder_spec(kind).validate_params()  # an unknown backbone fails here, before any encoding
         resolve_device(self.device)
         check_precision(self.precision)
         seed_of(self.random_state)  # a TypeError for anything but None, an int or a numpy generator
+
+    def _wide(self, name):
+        """A wide-table parameter (columns, encoders, image_root, picture_pooling), or its default for an
+        estimator that does not take it."""
+        return getattr(self, name, _WIDE_DEFAULTS[name])
 
     def _encoder_spec(self, kind):
         cls, default = _ENCODERS[kind]
@@ -93,15 +110,19 @@ class BaseFusionEstimator(BaseEstimator):
             return clone(spec)
         raise TypeError(f"{kind} must be a {cls.__name__}, a backbone name or None, got {type(spec).__name__}")
 
-    def _make_encoder(self, kind, seed):
+    def _make_encoder(self, kind, seed, column=None):
         """The encoder of a modality, with the estimator's settings where it leaves them open.
+
+        ``column``: a column ``encoders=`` may give its own encoder.
 
         One rule for every setting passed down (device, random_state, precision,
         on_error): the encoder's own value wins unless it is "auto" (device,
         precision) or None (random_state, on_error), which mean "take the
         estimator's".
         """
-        encoder = self._encoder_spec(kind)
+        encoder = column_encoder(self._wide("encoders"), column, kind) if column is not None else None
+        if encoder is None:
+            encoder = self._encoder_spec(kind)
         inherited = {
             "device": ("auto", self.device_),
             "random_state": (None, seed),
@@ -114,34 +135,58 @@ class BaseFusionEstimator(BaseEstimator):
             params["verbose"] = self.verbose
         return encoder.set_params(**params)
 
-    def _check_fusion_fits(self, names):
+    def _check_fusion_fits(self, names, kinds=None):
         # Build the fusion on paper first: an ablation without its modality fails here, before any encoding.
         try:
-            fusions.get(self.fusion)(names, 4, 2, **(self.fusion_kwargs or {}))
+            make_fusion(self.fusion, names, 4, 2, kinds=kinds, **(self.fusion_kwargs or {}))
         except ValueError as exc:
             raise ValueError(f"fusion={self.fusion!r} cannot use the modalities of X {names}: {exc}") from exc
 
     # -- reading X ----------------------------------------------------------------------
     def _layout_fit_read(self, X, y):
-        layout = InputLayout(image_col=self.image_col, text_col=self.text_col, owner=type(self).__name__)
+        layout = InputLayout(
+            image_col=self.image_col, text_col=self.text_col, columns=self._wide("columns"), owner=type(self).__name__
+        )
         modalities = layout.fit_read(X, y, estimator=self)
         self.input_layout_ = layout
         # the layout's decisions, as fitted attributes of the estimator
         self.layout_ = layout.kind_
-        for name in ("image_col_", "text_col_", "ignored_columns_", "blocks_"):
+        for name in _LAYOUT[1:]:
             if hasattr(layout, name):
                 setattr(self, name, getattr(layout, name))
+        if self.verbose and hasattr(layout, "column_roles_"):
+            print(layout.summary())
         return modalities
 
     # -- fit ------------------------------------------------------------------------------
     def _fit_modalities(self, modalities, y_enc, *, n_outputs, class_weights=None):
         """Fit the encoders, build the FusionNet and train it on the encoded modalities."""
-        self._check_fusion_fits(list(modalities))
+        kinds = [mod.kind for mod in modalities.values()] if self.layout_ == "wide" else None
+        self._check_fusion_fits(list(modalities), kinds)
+        # which columns share an encoder; an encoders= key that is no image/text column fails here
+        groups = group_columns(modalities, self._wide("encoders"))
         self.device_ = resolve_device(self.device)
         seed, _ = seed_of(self.random_state)
         self.fit_id_ = uuid.uuid4().hex  # tags features of the trained branches in the cache
         with seeded(seed):
-            self.branches_, self.scalers_, net_branches, data, augment = {}, {}, {}, {}, {}
+            self.branches_, self.scalers_, self.tabular_, net_branches, data, augment = {}, {}, {}, {}, {}, {}
+            self.encoder_groups_, branch_modules = {}, {}
+            self.pictures_ = {
+                name: self._wide("picture_pooling") for name, mod in modalities.items()
+                if mod.kind == "image" and self.layout_ == "wide" and has_several_pictures(mod.values)
+            }
+            for leader, (kind, names) in groups.items():
+                # one encoder per group: fitted on all its columns, one module (one set of weights), one cache
+                column = modalities[leader].column if self.layout_ == "wide" else None
+                encoder = self._make_encoder(kind, seed, column).fit(joined_values(modalities, names))
+                branch = encoder.as_branch()
+                branch_modules[leader] = branch.module
+                kept = dataclasses.replace(branch, module=None, augment=None)
+                for name in names:
+                    self.encoder_groups_[name] = leader
+                    self.branches_[name] = kept
+                    if branch.augment is not None and name not in self.pictures_:
+                        augment[name] = branch.augment  # applied by the net's training loader only
             for name, mod in modalities.items():
                 if mod.kind == "dense":
                     mean = mod.values.mean(axis=0)
@@ -150,15 +195,14 @@ class BaseFusionEstimator(BaseEstimator):
                     self.scalers_[name] = (mean.astype(np.float32), scale.astype(np.float32))
                     data[name] = ((mod.values - mean) / scale).astype(np.float32)
                     net_branches[name] = (None, mod.values.shape[1])
-                    continue
-                branch = self._make_encoder(mod.kind, seed).fit(mod.values).as_branch()
-                data[name], data[f"{name}_mask"] = branch.inputs(mod.values)
-                net_branches[name] = (branch.module, branch.width)
-                if branch.augment is not None:
-                    augment[name] = branch.augment  # applied by the net's training loader only
-                # the net owns a trainable module from here on; the branch keeps what reads inputs
-                self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
+                elif mod.kind in TABULAR:
+                    self.tabular_[name], net_branches[name] = fit_tabular(name, mod)
+                    data.update(tabular_inputs(name, self.tabular_[name], mod.values))
+                else:
+                    data.update(self._branch_inputs(name, mod))
+                    net_branches[name] = (branch_modules[self.encoder_groups_[name]], self.branches_[name].width)
             self.modalities_ = list(net_branches)
+            self.modality_kinds_ = [modalities[n].kind for n in self.modalities_]
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
@@ -193,8 +237,10 @@ class BaseFusionEstimator(BaseEstimator):
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""
+        # category embeddings are lookups, as light as features: they do not call for more threads
+        tabular = getattr(self, "tabular_", {})
         return training_threads(
-            trainable=any(module is not None for module, _ in net_branches.values()),
+            trainable=any(module is not None for name, (module, _) in net_branches.items() if name not in tabular),
             loader_workers=max((a.num_workers for a in augment.values()), default=0),
             cores=free_cores(),
         )
@@ -212,7 +258,8 @@ class BaseFusionEstimator(BaseEstimator):
         module = FusionNet(
             net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
             dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
-            unimodal_loss=self.unimodal_loss,
+            unimodal_loss=self.unimodal_loss, kinds=self.modality_kinds_ if self.layout_ == "wide" else None,
+            pooling=getattr(self, "pictures_", None),
         )
         return build_net(
             module, n_classes=n_outputs, class_weights=class_weights, **self._training_target(), augment=augment, lr=self.lr,
@@ -243,9 +290,25 @@ class BaseFusionEstimator(BaseEstimator):
             if mod.kind == "dense":
                 mean, scale = self.scalers_[name]
                 data[name] = ((mod.values - mean) / scale).astype(np.float32)
-                continue
-            data[name], data[f"{name}_mask"] = self.branches_[name].inputs(mod.values)
+            elif mod.kind in TABULAR:
+                data.update(tabular_inputs(name, self.tabular_[name], mod.values))
+            else:
+                data.update(self._branch_inputs(name, mod))
         return data
+
+    def _branch_inputs(self, name, mod):
+        """The net's inputs for an image/text modality: pooled pictures for multi-picture columns."""
+        pictures = getattr(self, "pictures_", {})
+        if name in pictures:
+            data = dict(zip((name, f"{name}_mask", f"{name}_items"), picture_inputs(self.branches_[name], mod.values)))
+            return data
+        if mod.kind == "image" and self.layout_ == "wide" and has_several_pictures(mod.values):
+            raise TypeError(
+                f"column {mod.column!r} holds several pictures in a cell, but one picture per cell in fit; "
+                "refit with the lists in the training data"
+            )
+        values, mask = self.branches_[name].inputs(mod.values)
+        return {name: values, f"{name}_mask": mask}
 
     def modality_weights(self, X):
         """How much each modality weighs in each row's prediction, for fusions that weigh them.
@@ -287,6 +350,10 @@ class BaseFusionEstimator(BaseEstimator):
             return ~np.any(np.stack(masks), axis=0)
         return np.zeros(len(next(iter(data.values()))), dtype=bool)
 
+    def _group_of(self, name):
+        """The modality whose encoder ``name`` shares (itself when it has its own)."""
+        return getattr(self, "encoder_groups_", {}).get(name, name)
+
     @property
     def encoders_(self):
         """Fitted encoder per modality read from raw columns.
@@ -298,7 +365,8 @@ class BaseFusionEstimator(BaseEstimator):
         check_is_fitted(self, "branches_")
         net = self.net_.module_
         return {
-            name: branch.fitted_encoder(net.encoders[name], tag=self.fit_id_) for name, branch in self.branches_.items()
+            name: branch.fitted_encoder(net.encoder_of(name), tag=self.fit_id_)
+            for name, branch in self.branches_.items()
         }
 
     # -- persistence --------------------------------------------------------------------
@@ -339,9 +407,14 @@ class BaseFusionEstimator(BaseEstimator):
             "input": {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_") if hasattr(self, k)},
             "modalities": list(self.modalities_),
             "branches": {
+                # a shared encoder is stored once, under the first of its columns (its group's leader)
                 name: {"encoder": b.encoder, "width": int(b.width), "trainable": bool(b.trainable)}
+                if self._group_of(name) == name else {"shared_with": self._group_of(name)}
                 for name, b in self.branches_.items()
             },
+            "kinds": list(getattr(self, "modality_kinds_", [])),
+            "pictures": dict(getattr(self, "pictures_", {})),
+            "tabular": {name: tabular_state(col) for name, col in getattr(self, "tabular_", {}).items()},
             "scalers": {name: list(pair) for name, pair in self.scalers_.items()},
             "n_outputs": int(self.net_.module_.n_outputs),
             "class_weights": None if weight is None else weight.cpu().numpy(),
@@ -353,7 +426,9 @@ class BaseFusionEstimator(BaseEstimator):
     def __skmm_setstate__(self, state, context):
         """Rebuild the fitted estimator of :meth:`__skmm_getstate__`: the FusionNet from the parameters."""
         context.checkable(self)._check_params()
-        layout = InputLayout(image_col=self.image_col, text_col=self.text_col, owner=type(self).__name__)
+        layout = InputLayout(
+            image_col=self.image_col, text_col=self.text_col, columns=self._wide("columns"), owner=type(self).__name__
+        )
         for key, value in state["layout"].items():
             if key not in _LAYOUT:
                 raise ValueError(f"{context.where}: unknown layout attribute {key!r}")
@@ -370,21 +445,33 @@ class BaseFusionEstimator(BaseEstimator):
         self.fit_id_ = str(state["fit_id"])
         self.modalities_ = list(state["modalities"])
         self.scalers_ = {name: tuple(np.asarray(a, dtype=np.float32) for a in pair) for name, pair in state["scalers"].items()}
-        self.branches_, net_branches, augment = {}, {}, {}
+        self.modality_kinds_ = [str(k) for k in state.get("kinds", [])]
+        self.pictures_ = {str(k): str(v) for k, v in state.get("pictures", {}).items()}
+        self.branches_, self.tabular_, self.encoder_groups_, net_branches, augment = {}, {}, {}, {}, {}
+        modules = {}
         for name in self.modalities_:
             if name in self.scalers_:
                 net_branches[name] = (None, len(self.scalers_[name][0]))
                 continue
+            if name in state.get("tabular", {}):
+                self.tabular_[name], net_branches[name] = tabular_from_state(state["tabular"][name])
+                continue
             saved = state["branches"][name]
-            if not isinstance(saved["encoder"], (ImageEncoder, TextEncoder)):
-                raise ValueError(f"{context.where}: the branch {name!r} has no encoder")
-            branch = saved["encoder"].as_branch()
-            if (branch.width, branch.trainable) != (saved["width"], saved["trainable"]):
-                raise ValueError(f"{context.where}: the rebuilt branch {name!r} does not match the saved one")
+            leader = saved.get("shared_with", name) if isinstance(saved, dict) else name
+            if leader not in modules:
+                saved = state["branches"][leader]
+                if not isinstance(saved.get("encoder"), (ImageEncoder, TextEncoder)):
+                    raise ValueError(f"{context.where}: the branch {leader!r} has no encoder")
+                branch = saved["encoder"].as_branch()
+                if (branch.width, branch.trainable) != (saved["width"], saved["trainable"]):
+                    raise ValueError(f"{context.where}: the rebuilt branch {leader!r} does not match the saved one")
+                modules[leader] = (branch, dataclasses.replace(branch, module=None, augment=None))
+            branch, kept = modules[leader]
             net_branches[name] = (branch.module, branch.width)
-            if branch.augment is not None:
+            if branch.augment is not None and name not in self.pictures_:
                 augment[name] = branch.augment
-            self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
+            self.branches_[name] = kept
+            self.encoder_groups_[name] = leader
         weights = state["class_weights"]
         seed = self.random_state if isinstance(self.random_state, (int, np.integer)) else 0
         with seeded(0):  # the new layers' initial weights are replaced; the caller's RNG is left alone
@@ -400,7 +487,7 @@ class BaseFusionEstimator(BaseEstimator):
 
 
 _CUDA_DEPENDENT = ("module", "callbacks")  # prefixes; see BaseFusionEstimator.__getstate__
-_LAYOUT = ("kind_", "image_col_", "text_col_", "ignored_columns_", "blocks_")  # InputLayout's decisions
+_LAYOUT = ("kind_", "image_col_", "text_col_", "ignored_columns_", "blocks_", "roles_", "column_roles_")  # InputLayout's decisions
 
 
 def _plain(value):

@@ -94,6 +94,12 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     class_prior_ : ndarray
         Class frequencies in training (multilabel: each label's frequency);
         rows with no modality at all get them.
+    column_roles_ : dict
+        With raw columns: every column of X -> the role it was read as
+        ("image", "text", "numeric", "categorical"), or ``"ignored: <why>"``.
+        ``verbose=1`` prints it as one line at fit.
+    modality_kinds_ : list of str
+        The kind of each modality in ``modalities_``.
     ignored_columns_ : list
         Columns of a DataFrame X that the model does not use (set when the
         image and text columns are detected or named).  A UserWarning names
@@ -157,6 +163,10 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         text=None,
         image_col=None,
         text_col=None,
+        columns=None,
+        encoders=None,
+        image_root=None,
+        picture_pooling="mean",
         fusion="concat",
         dim=128,
         hidden_dim=128,
@@ -189,6 +199,10 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.text = text
         self.image_col = image_col
         self.text_col = text_col
+        self.columns = columns
+        self.encoders = encoders
+        self.image_root = image_root
+        self.picture_pooling = picture_pooling
         self.fusion = fusion
         self.dim = dim
         self.hidden_dim = hidden_dim
@@ -224,7 +238,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Parameters
         ----------
         X : DataFrame or array-like
-            A DataFrame with an image-path column and/or a text column; a DataFrame
+            A DataFrame with an image-path column and/or a text column (or, with
+            ``columns``, any number of image, text, numeric and categorical
+            columns); a DataFrame
             of encoded blocks named ``<modality>__<feature>`` (a ColumnTransformer
             with ``set_output(transform="pandas")``); or a numeric array (one
             numeric modality).

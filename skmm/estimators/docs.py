@@ -17,6 +17,32 @@ SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
     image_col, text_col : str or None, default=None
         The columns of X holding image paths and texts.  None detects them: the
         column of image file paths, and the string column with the longest texts.
+        Ignored in favour of ``columns`` for wide tables (giving both is an error).
+    columns : dict, "auto" or None, default=None
+        A wide table: column -> role, the roles being "image" (paths, or lists
+        of paths), "text", "numeric" and "categorical"; or "auto" to detect
+        every column's role (:func:`skmm.io.roles.detect_roles`).  Each column
+        is one modality of the network, named after the column; columns of
+        one kind share one encoder (``image``/``text``: one set of weights,
+        one cache) unless ``encoders`` gives one its own.  Numeric columns are
+        mean-imputed with a missing indicator and standardised; categorical
+        ones get learned embeddings, a category unseen in fit the "unknown"
+        one.  Columns left out appear in ``column_roles_``.  None reads one
+        image and one text column (``image_col``/``text_col``).
+    encoders : dict or None, default=None
+        With ``columns``: column -> its own ImageEncoder / TextEncoder (or a
+        backbone name), instead of the shared ``image``/``text`` encoder.
+    image_root : str, path or None, default=None
+        Directory relative image paths are resolved against, at fit and at
+        predict (absolute paths are used as they are), so a data set and its
+        CSV can move together; settable after loading with ``set_params``.
+    picture_pooling : {"mean", "attention"}, default="mean"
+        With ``columns``: how an image column whose cells hold several
+        pictures (a list of paths, or paths separated by ``";"`` in a CSV
+        string) pools them.  Each picture is encoded on its own, and the
+        row's pictures averaged, or weighed by a learned attention score; a
+        cell with no readable picture is a missing modality for that row.
+        Trainable image branches of such columns train without augmentation.
     fusion : str, default="concat"
         A name in :data:`skmm.registry.fusions`: "concat", "sum", "gated",
         "attention", "bilinear", "tensor", "film", "late", or the single-modality

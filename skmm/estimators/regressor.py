@@ -96,6 +96,10 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
         text=None,
         image_col=None,
         text_col=None,
+        columns=None,
+        encoders=None,
+        image_root=None,
+        picture_pooling="mean",
         fusion="concat",
         dim=128,
         hidden_dim=128,
@@ -126,6 +130,10 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
         self.text = text
         self.image_col = image_col
         self.text_col = text_col
+        self.columns = columns
+        self.encoders = encoders
+        self.image_root = image_root
+        self.picture_pooling = picture_pooling
         self.fusion = fusion
         self.dim = dim
         self.hidden_dim = hidden_dim

@@ -2,7 +2,7 @@
 head, and how it is trained (:mod:`skmm.fusion.training`)."""
 
 from . import modules, multiplicative  # noqa: F401  (register the built-in fusions)
-from .base import Fusion, find_modality, register_fusion
+from .base import Fusion, find_modalities, find_modality, make_fusion, register_fusion
 from .net import FusionNet
 
-__all__ = ["Fusion", "FusionNet", "find_modality", "register_fusion"]
+__all__ = ["Fusion", "FusionNet", "find_modalities", "find_modality", "make_fusion", "register_fusion"]

@@ -20,8 +20,14 @@ name           idea                                          ``out_dim``
 ``text``       ablation: the text modality alone             ``dim``
 =============  ============================================  ===============================
 
-``M`` is the number of modalities.  Options of each fusion are keyword-only
-arguments of its class; an unknown option is a TypeError that names it.
+``M`` is the number of modalities; every fusion takes any ``M >= 1`` (wide
+tables give one modality per column).  With several modalities of a kind,
+``image``/``text`` average them, ``film`` modulates each image modality by the
+non-image ones (:class:`~skmm.fusion.multiplicative.FiLMFusion`), and
+``tensor`` lowers its rank and refuses an ``M`` whose product would exceed
+``max_features`` even at rank 1 (:class:`~skmm.fusion.multiplicative.TensorFusion`).
+Options of each fusion are keyword-only arguments of its class; an unknown
+option is a TypeError that names it.
 
 Examples
 --------
@@ -40,7 +46,7 @@ import warnings
 import torch
 from torch import nn
 
-from .base import Fusion, find_modality, register_fusion
+from .base import Fusion, find_modalities, register_fusion
 
 __all__ = ["AttentionFusion", "ConcatFusion", "GatedFusion", "ImageOnly", "LateFusion", "SumFusion", "TextOnly"]
 
@@ -49,8 +55,8 @@ __all__ = ["AttentionFusion", "ConcatFusion", "GatedFusion", "ImageOnly", "LateF
 class ConcatFusion(Fusion):
     """Early fusion: concatenate the modalities; ``out_dim = M * dim``."""
 
-    def __init__(self, modalities, dim, n_classes=None):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         self.out_dim = self.n_modalities * dim
 
     def forward(self, zs):
@@ -62,8 +68,8 @@ class ConcatFusion(Fusion):
 class SumFusion(Fusion):
     """Elementwise sum of the modalities; ``out_dim = dim``."""
 
-    def __init__(self, modalities, dim, n_classes=None):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         self.out_dim = dim
 
     def forward(self, zs):
@@ -90,8 +96,8 @@ class GatedFusion(Fusion):
         Width of ``h_i`` and of the output; ``dim`` by default.
     """
 
-    def __init__(self, modalities, dim, n_classes=None, *, output_dim=None):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None, output_dim=None):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         self.out_dim = dim if output_dim is None else int(output_dim)
         self.hidden = nn.ModuleList(nn.Linear(dim, self.out_dim) for _ in self.modalities)
         m = self.n_modalities
@@ -151,8 +157,8 @@ class AttentionFusion(Fusion):
         attention, or averaged.
     """
 
-    def __init__(self, modalities, dim, n_classes=None, *, n_heads=4, ff_dim=None, dropout=0.1, pool="query"):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None, n_heads=4, ff_dim=None, dropout=0.1, pool="query"):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         if pool not in ("query", "mean"):
             raise ValueError(f"fusion 'attention': pool must be 'query' or 'mean', got {pool!r}")
         if dim % n_heads:
@@ -219,8 +225,8 @@ class LateFusion(Fusion):
 
     produces_logits = True
 
-    def __init__(self, modalities, dim, n_classes, *, hidden_dim=None, dropout=0.0, learn_weights=True):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes, *, kinds=None, hidden_dim=None, dropout=0.0, learn_weights=True):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
             raise ValueError(f"fusion 'late' needs n_classes, a positive int; got {n_classes!r}")
         self.out_dim = n_classes = int(n_classes)
@@ -264,37 +270,40 @@ class LateFusion(Fusion):
 
 
 class _SingleModality(Fusion):
-    """Ablation: keep the one modality playing ``role`` and drop the others."""
+    """Ablation: keep the modalities playing ``role`` (their mean when several) and drop the others."""
 
     role = None
 
-    def __init__(self, modalities, dim, n_classes=None):
-        super().__init__(modalities, dim, n_classes)
-        index = find_modality(self.modalities, self.role)
-        if index is None:
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
+        found = find_modalities(self.modalities, self.role, kinds)
+        if not found:
             article = "an" if self.role[0] in "aeiou" else "a"
             raise ValueError(f"fusion={self.role!r} needs {article} {self.role} modality; got {self.modalities}")
-        self.index = index
+        self.indices = found
+        self.index = found[0]
         self.out_dim = dim
 
     @property
     def used_modalities(self):
-        return [self.index]
+        return list(self.indices)
 
     def forward(self, zs):
         self._check(zs)
-        return zs[self.index]
+        if len(self.indices) == 1:
+            return zs[self.index]
+        return torch.stack([zs[i] for i in self.indices]).mean(dim=0)
 
 
 @register_fusion("image")
 class ImageOnly(_SingleModality):
-    """Ablation: the image modality alone (see :func:`find_modality`); ``out_dim = dim``."""
+    """Ablation: the image modality alone (the mean of the image modalities when several); ``out_dim = dim``."""
 
     role = "image"
 
 
 @register_fusion("text")
 class TextOnly(_SingleModality):
-    """Ablation: the text modality alone (see :func:`find_modality`); ``out_dim = dim``."""
+    """Ablation: the text modality alone (the mean of the text modalities when several); ``out_dim = dim``."""
 
     role = "text"

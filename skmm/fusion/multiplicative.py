@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Fusion, find_modality, register_fusion
+from .base import Fusion, find_modalities, register_fusion
 
 __all__ = ["BilinearFusion", "FiLMFusion", "TensorFusion"]
 
@@ -46,8 +46,8 @@ class BilinearFusion(Fusion):
         Applied to the product before pooling, as in the paper.
     """
 
-    def __init__(self, modalities, dim, n_classes=None, *, factor=5, output_dim=None, dropout=0.1):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None, factor=5, output_dim=None, dropout=0.1):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         self.factor = int(factor)
         self.out_dim = dim if output_dim is None else int(output_dim)
         self.projections = nn.ModuleList(nn.Linear(dim, self.factor * self.out_dim) for _ in self.modalities)
@@ -74,18 +74,29 @@ class TensorFusion(Fusion):
     holds every unimodal feature, every bimodal product, and so on up to the
     M-way products.  ``out_dim = prod(rank_i + 1)``; nothing follows.
 
+    With many modalities the product grows as ``2 ** M`` even at rank 1: an
+    ``M`` with ``2 ** M > max_features`` (13 or more by default) is a
+    ValueError pointing to ``bilinear`` or ``attention``, which grow linearly.
+
     Parameters
     ----------
     rank : int or sequence of int, optional
         Width of each reduced modality.  By default 16, lowered for M >= 3 until
         ``(rank + 1) ** M <= max_features`` (16 for 3 modalities, 7 for 4).
     max_features : int, default=5000
-        The bound used to choose the default ``rank``.
+        The bound used to choose the default ``rank``, and the most features
+        the default rank may give.
     """
 
-    def __init__(self, modalities, dim, n_classes=None, *, rank=None, max_features=5000):
-        super().__init__(modalities, dim, n_classes)
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None, rank=None, max_features=5000):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
         m = self.n_modalities
+        if rank is None and 2**m > max_features:
+            raise ValueError(
+                f"fusion 'tensor': {m} modalities give at least 2 ** {m} = {2**m} features even at rank 1, "
+                f"over max_features={max_features}; use fusion='bilinear' or 'attention' for this many modalities, "
+                "or raise max_features"
+            )
         if rank is None:
             rank = 16
             while rank > 1 and (rank + 1) ** m > max_features:
@@ -109,16 +120,19 @@ class TensorFusion(Fusion):
 
 @register_fusion("film")
 class FiLMFusion(Fusion):
-    """Feature-wise Linear Modulation (FiLM): the other modalities scale and shift the image's.
+    """Feature-wise Linear Modulation (FiLM): the other modalities scale and shift the images'.
 
     Perez et al., "FiLM: Visual Reasoning with a General Conditioning Layer",
     AAAI 2018.
 
-    The image modality (the first modality when none is named like one) is
-    modulated by the others concatenated, ``cond``:
-    ``gamma, beta = Linear(cond)`` and ``film = (1 + gamma) * z_image + beta``.
-    Writing the scale as ``1 + gamma`` starts it near the identity, as the paper
-    recommends, without special initialisation.
+    The image modalities (by kind; the first modality when none is an image)
+    are modulated by the others concatenated, ``cond``: for each image
+    modality ``i``, ``gamma_i, beta_i = Linear_i(cond)`` and
+    ``film_i = (1 + gamma_i) * z_i + beta_i``; ``film`` is the mean of the
+    ``film_i`` (one image: itself).  When every modality is an image the
+    first is modulated by the others.  Writing the scale as ``1 + gamma``
+    starts it near the identity, as the paper recommends, without special
+    initialisation.
 
     FiLM alone lets the head see the conditioning modalities only through how
     they modulate the image; when a conditioning modality is informative by
@@ -134,13 +148,18 @@ class FiLMFusion(Fusion):
         modulated image features (see above).
     """
 
-    def __init__(self, modalities, dim, n_classes=None, *, concat_condition=True):
-        super().__init__(modalities, dim, n_classes)
-        found = find_modality(self.modalities, "image")
-        self.target = 0 if found is None else found
-        cond_dim = (self.n_modalities - 1) * dim
+    def __init__(self, modalities, dim, n_classes=None, *, kinds=None, concat_condition=True):
+        super().__init__(modalities, dim, n_classes, kinds=kinds)
+        targets = find_modalities(self.modalities, "image", kinds)
+        if not targets or len(targets) == self.n_modalities:
+            targets = [targets[0] if targets else 0]
+        self.targets = targets
+        self.target = targets[0]
+        cond_dim = (self.n_modalities - len(targets)) * dim
         if cond_dim:
-            self.film = nn.Linear(cond_dim, 2 * dim)
+            # one image: a single Linear, named as before several images were read (saved models load)
+            films = [nn.Linear(cond_dim, 2 * dim) for _ in targets]
+            self.film = films[0] if len(films) == 1 else nn.ModuleList(films)
             self.condition = nn.Linear(cond_dim, dim) if concat_condition else None
             self.out_dim = 2 * dim if concat_condition else dim
         else:
@@ -149,12 +168,15 @@ class FiLMFusion(Fusion):
 
     def forward(self, zs):
         self._check(zs)
-        z = zs[self.target]
         if self.film is None:
-            return z
-        cond = torch.cat([c for i, c in enumerate(zs) if i != self.target], dim=1)
-        gamma, beta = self.film(cond).chunk(2, dim=1)
-        out = (1 + gamma) * z + beta
+            return zs[self.target]
+        cond = torch.cat([c for i, c in enumerate(zs) if i not in self.targets], dim=1)
+        outs = []
+        films = self.film if isinstance(self.film, nn.ModuleList) else [self.film]
+        for film, i in zip(films, self.targets):
+            gamma, beta = film(cond).chunk(2, dim=1)
+            outs.append((1 + gamma) * zs[i] + beta)
+        out = outs[0] if len(outs) == 1 else torch.stack(outs).mean(dim=0)
         if self.condition is None:
             return out
         return torch.cat([out, self.condition(cond)], dim=1)

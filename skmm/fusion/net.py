@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from ..registry import fusions
+from .base import make_fusion
 
 __all__ = ["FusionNet", "Projection"]
 
@@ -31,7 +31,9 @@ class FusionNet(nn.Module):
     branches : dict
         Modality name -> ``(encoder, in_dim)``: ``encoder`` is a module mapping the
         modality's model inputs to (N, in_dim) features, or None when the inputs
-        already are features (frozen, cached encoders).
+        already are features (frozen, cached encoders).  Modalities given the
+        same module object share it (one set of weights, stored once, under the
+        first of their names; :meth:`encoder_of`).
     n_classes : int
         Number of outputs: classes (softmax), labels (sigmoid, multilabel) or
         regression targets; ``n_outputs`` keeps it.
@@ -59,18 +61,45 @@ class FusionNet(nn.Module):
         modality dropout).  FusionClassifier adds ``unimodal_loss`` times the
         mean of their cross-entropies to the loss of ``logits``.  In evaluation
         mode the forward pass returns ``logits`` alone.
+    kinds : list of str or None
+        The kind of each modality ("image", "text", "numeric", "categorical",
+        ...), handed to fusions that take it; None: what the names say.
+    pooling : dict or None
+        Modality name -> "mean" or "attention", for modalities with several
+        items per row (pictures of one cell): their inputs are ``(N, P, ...)``
+        with ``<name>_items`` (bool ``(N, P)``, True where item ``p`` of row
+        ``n`` exists); the encoder runs on every item and the items' features
+        are pooled per row, by their mean or by learned attention weights
+        (a linear score per item, softmax over the row's items).
     """
 
     def __init__(self, branches, n_classes, fusion="concat", dim=128, hidden_dim=128, dropout=0.1,
-                 modality_dropout=0.0, fusion_kwargs=None, unimodal_loss=0.0):
+                 modality_dropout=0.0, fusion_kwargs=None, unimodal_loss=0.0, kinds=None, pooling=None):
         super().__init__()
         self.modalities = list(branches)
         self.n_outputs = int(n_classes)  # classes, labels or regression targets: the head's width
-        self.encoders = nn.ModuleDict({n: enc if enc is not None else nn.Identity() for n, (enc, _) in branches.items()})
+        first = {}  # id(module) -> the first modality that uses it
+        self.encoder_keys = {}
+        encoders = {}
+        for n, (enc, _) in branches.items():
+            if enc is None:
+                encoders[n] = nn.Identity()
+                self.encoder_keys[n] = n
+                continue
+            key = first.setdefault(id(enc), n)
+            self.encoder_keys[n] = key
+            if key == n:
+                encoders[n] = enc
+        self.encoders = nn.ModuleDict(encoders)
+        self.pooling = dict(pooling or {})
+        self.pool_scores = nn.ModuleDict(
+            {n: nn.Linear(branches[n][1], 1) for n, how in self.pooling.items() if how == "attention"}
+        )
         self.projections = nn.ModuleDict({n: Projection(d, dim, dropout) for n, (_, d) in branches.items()})
         self.missing = nn.ParameterDict({n: nn.Parameter(torch.zeros(dim)) for n in branches})
         self.modality_dropout = float(modality_dropout)
-        self.fusion = fusions.get(fusion)(self.modalities, dim, n_classes, **(fusion_kwargs or {}))
+        self.kinds = None if kinds is None else list(kinds)
+        self.fusion = make_fusion(fusion, self.modalities, dim, n_classes, kinds=self.kinds, **(fusion_kwargs or {}))
         if getattr(self.fusion, "produces_logits", False):
             self.head = nn.Identity()
         elif hidden_dim:
@@ -86,6 +115,11 @@ class FusionNet(nn.Module):
         self.unimodal_heads = None
         if self.unimodal and getattr(self.fusion, "modality_logits", None) is None:
             self.unimodal_heads = nn.ModuleList(nn.Linear(dim, n_classes) for _ in self.unimodal)
+
+    def encoder_of(self, name):
+        """The encoder module of modality ``name`` (shared modalities give the same module)."""
+        # models pickled before encoders could be shared have no encoder_keys
+        return self.encoders[getattr(self, "encoder_keys", {}).get(name, name)]
 
     def modality_weights(self, **inputs):
         """Per-row weight of each modality in the fusion, (N, M), or None (see Fusion.modality_weights)."""
@@ -104,7 +138,12 @@ class FusionNet(nn.Module):
             x = inputs[name]
             if x.dtype == torch.float64:
                 x = x.float()
-            z = self.projections[name](self.encoders[name](x).float())
+            items = inputs.get(f"{name}_items")
+            if items is None:
+                feats = self.encoder_of(name)(x).float()
+            else:
+                feats = self._pool(name, x, items.bool())
+            z = self.projections[name](feats)
             mask = inputs.get(f"{name}_mask")
             if mask is None:
                 mask = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
@@ -114,6 +153,18 @@ class FusionNet(nn.Module):
             zs.append(torch.where(mask[:, None], z, self.missing[name].to(z.dtype)))
             masks.append(mask)
         return zs, masks
+
+    def _pool(self, name, x, items):
+        """Encode every item of ``x`` (N, P, ...) and pool the existing ones per row: (N, in_dim)."""
+        n, p = items.shape
+        feats = self.encoder_of(name)(x.flatten(0, 1)).float().view(n, p, -1)
+        if name in self.pool_scores:
+            scores = self.pool_scores[name](feats).squeeze(-1).masked_fill(~items, -1e4)
+            weights = torch.softmax(scores, dim=1) * items
+        else:
+            weights = items.float()
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp(min=1e-12)  # a row without items pools to 0
+        return (weights.unsqueeze(-1) * feats).sum(dim=1)
 
     def forward(self, **inputs):
         zs, masks = self._embed(inputs)

@@ -17,6 +17,7 @@ from sklearn.utils.validation import validate_data
 
 from ..utils.validation import is_missing
 from .columns import detect_columns, same_as_target
+from .roles import check_columns_param, detect_roles, is_list_cell, resolve_path, split_pictures
 
 __all__ = ["BLOCK_SEPARATOR", "InputLayout", "Modality", "modality_role"]
 
@@ -24,7 +25,7 @@ BLOCK_SEPARATOR = "__"  # ColumnTransformer's "<block>__<feature>" output names
 
 
 class Modality(NamedTuple):
-    """One modality of X: its kind ("image", "text" or "dense"), its values and its column."""
+    """One modality of X: its kind ("image", "text", "numeric", "categorical" or "dense"), its values and its column."""
 
     kind: str
     values: Any
@@ -57,14 +58,25 @@ class InputLayout:
     ----------
     image_col, text_col : str or None
         The columns holding image paths and texts; None detects them.
+    columns : None, "auto" or dict
+        A wide table: column -> role ("image", "text", "numeric",
+        "categorical"), or "auto" to detect every column's role
+        (:func:`skmm.io.roles.detect_roles`).  Each column read is one
+        modality, named after the column.  None reads one image column and
+        one text column (``image_col``/``text_col``).
     owner : str
         The estimator's name, used in messages.
 
     Attributes (after :meth:`fit_read`)
     -----------------------------------
-    kind_ : {"columns", "blocks", "dense"}
-        Raw image/text columns, ColumnTransformer blocks named
-        ``<modality>__<feature>``, or one numeric matrix.
+    kind_ : {"columns", "wide", "blocks", "dense"}
+        Raw image/text columns, a wide table (``columns``), ColumnTransformer
+        blocks named ``<modality>__<feature>``, or one numeric matrix.
+    roles_ : dict
+        With ``kind_ == "wide"``: column -> role, for the columns read.
+    column_roles_ : dict
+        With raw columns (``"columns"`` or ``"wide"``): every column of X ->
+        its role, or ``"ignored: <why>"``.
     image_col_, text_col_ : str or None
         With ``kind_ == "columns"``: the columns read as image paths and texts.
     blocks_ : dict
@@ -84,9 +96,10 @@ class InputLayout:
     ('columns', 'photo', 'title', ['image', 'text'])
     """
 
-    def __init__(self, *, image_col=None, text_col=None, owner="FusionClassifier"):
+    def __init__(self, *, image_col=None, text_col=None, columns=None, owner="FusionClassifier"):
         self.image_col = image_col
         self.text_col = text_col
+        self.columns = columns
         self.owner = owner
 
     # -- fit ------------------------------------------------------------------------------
@@ -98,12 +111,18 @@ class InputLayout:
         """
         if isinstance(X, pd.DataFrame) and len(X) == 0:
             raise ValueError(f"X has 0 rows (columns {list(map(str, X.columns))}); at least 1 is required")
+        check_columns_param(self.columns)
+        if self.columns is not None and (self.image_col is not None or self.text_col is not None):
+            raise ValueError("give either columns= or image_col=/text_col=, not both (columns can name every role)")
         if not isinstance(X, pd.DataFrame):
-            if self.image_col is not None or self.text_col is not None:
+            if self.image_col is not None or self.text_col is not None or self.columns is not None:
                 raise TypeError(
-                    f"X must be a pandas DataFrame when image_col/text_col name columns, got {type(X).__name__}"
+                    "X must be a pandas DataFrame when columns/image_col/text_col name columns, "
+                    f"got {type(X).__name__}"
                 )
             self.kind_ = "dense"
+        elif self.columns is not None:
+            self.kind_ = self._decide_wide(X, y)
         else:
             self.kind_ = self._decide(X, y)
         return self._read(X, estimator, reset=True)
@@ -134,7 +153,50 @@ class InputLayout:
                 UserWarning,
                 stacklevel=4,
             )
+        used = {c: r for c, r in ((self.image_col_, "image"), (self.text_col_, "text")) if c is not None}
+        self.column_roles_ = {
+            c: used.get(c) or ("ignored: equal to y (the target)" if same_as_target(X[c], y)
+                               else "ignored: not image_col or text_col")
+            for c in X.columns
+        }
         return "columns"
+
+    def _decide_wide(self, X, y):
+        if self.columns == "auto":
+            roles, ignored = detect_roles(X, y)
+            unused = {c: why for c, why in ignored.items() if why != "equal to y (the target)"}
+            if unused:
+                warnings.warn(
+                    f"{self.owner} ignores columns of X: "
+                    + ", ".join(f"{c!r} ({why})" for c, why in unused.items())
+                    + ". Give their roles in columns= to use them, or drop them from X, to silence this warning.",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        else:
+            missing = [c for c in self.columns if c not in X.columns]
+            if missing:
+                raise ValueError(
+                    f"columns names {missing}, which X does not have; the columns of X are {list(X.columns)}"
+                )
+            roles = dict(self.columns)
+            ignored = {c: "not in columns" for c in X.columns if c not in roles}
+        if not roles:
+            raise ValueError(f"no column of X can be read (columns {list(X.columns)}); give their roles in columns=")
+        names = [str(c) for c in roles]
+        if len(set(names)) != len(names):
+            raise ValueError(f"columns {list(roles)} give the same modality name twice; rename them")
+        self.roles_ = roles
+        self.ignored_columns_ = list(ignored)
+        self.column_roles_ = {c: roles[c] if c in roles else f"ignored: {ignored[c]}" for c in X.columns}
+        return "wide"
+
+    def summary(self):
+        """One line saying which column got which role and which were ignored (raw-column layouts)."""
+        roles = getattr(self, "column_roles_", {})
+        used = ", ".join(f"{c}={r}" for c, r in roles.items() if not r.startswith("ignored"))
+        ignored = ", ".join(f"{c} ({r[len('ignored: '):]})" for c, r in roles.items() if r.startswith("ignored"))
+        return f"{self.owner} reads {used or 'nothing'}" + (f"; ignores {ignored}" if ignored else "")
 
     # -- predict ----------------------------------------------------------------------------
     def read(self, X, *, estimator):
@@ -144,6 +206,9 @@ class InputLayout:
         return self._read(X, estimator, reset=False)
 
     def _read(self, X, estimator, reset):
+        root = getattr(estimator, "image_root", None)
+        if self.kind_ == "wide":
+            return self._read_wide(X, estimator, reset, root)
         if self.kind_ == "dense":
             arr = validate_data(estimator, X, reset=reset, dtype=np.float32)
             return {"numeric": Modality("dense", arr)}
@@ -160,10 +225,62 @@ class InputLayout:
         out = {}
         if self.image_col_ is not None:
             check_paths(X[self.image_col_], self.image_col_)
-            out["image"] = Modality("image", X[self.image_col_], self.image_col_)
+            out["image"] = Modality("image", resolve_paths(X[self.image_col_], root), self.image_col_)
         if self.text_col_ is not None:
             out["text"] = Modality("text", X[self.text_col_], self.text_col_)
         return out
+
+
+    def _read_wide(self, X, estimator, reset, root):
+        if reset:
+            estimator.n_features_in_ = X.shape[1]
+        missing = [c for c in self.roles_ if c not in X.columns]
+        if missing:
+            raise ValueError(
+                f"column(s) {missing} (read in fit, see column_roles_) missing from X; columns are {list(X.columns)}"
+            )
+        if len(X) == 0:
+            raise ValueError("X has 0 rows; at least 1 is required")
+        out = {}
+        for column, role in self.roles_.items():
+            values = X[column]
+            if reset and role in ("image", "text") and all(
+                not split_pictures(v) if is_list_cell(v) else is_missing(v) for v in values
+            ):
+                raise ValueError(
+                    f"column {column!r} ({role}) has no value in any row (all missing); drop it from X or from columns="
+                )
+            if role == "image":
+                check_paths(values, column, allow_lists=True)
+                values = resolve_paths(values, root)
+            elif role == "text":
+                check_no_lists(values, column)
+            out[str(column)] = Modality(role, values, column)
+        return out
+
+
+def resolve_paths(column, root):
+    """The image column with relative paths joined to ``root`` (None: as they are); lists item by item."""
+    if root is None:
+        return column
+
+    def resolve(value):
+        if is_list_cell(value) or (isinstance(value, str) and ";" in value):
+            return [resolve_path(p, root) for p in split_pictures(value)]
+        return resolve_path(value, root)
+
+    return column.map(resolve)
+
+
+def check_no_lists(column, name):
+    """A text column holds one text per cell: a list cell is a TypeError naming the row."""
+    for position, (label, value) in enumerate(column.items()):
+        if is_list_cell(value):
+            raise TypeError(
+                f"column {name!r} is read as text but row {label!r} (position {position}) holds a "
+                f"{type(value).__name__}; join the texts into one string, or declare the column 'image' "
+                "in columns= if it lists picture paths"
+            )
 
 
 def _numeric_block(X, cols):
@@ -178,11 +295,17 @@ def _numeric_block(X, cols):
     return arr
 
 
-def check_paths(column, name):
-    """An image column holds paths or missing values; anything else is a TypeError naming the row."""
+def check_paths(column, name, allow_lists=False):
+    """An image column holds paths or missing values (or lists of paths, with ``allow_lists``);
+    anything else is a TypeError naming the row."""
     if pd.api.types.is_string_dtype(column.dtype) and column.dtype != object:
         return  # a pandas string column holds only strings and missing values
     for position, (label, value) in enumerate(column.items()):
+        if allow_lists and is_list_cell(value):
+            bad = [v for v in value if not (is_missing(v) or isinstance(v, (str, os.PathLike)))]
+            if not bad:
+                continue
+            value = bad[0]
         if not (is_missing(value) or isinstance(value, (str, os.PathLike))):
             raise TypeError(
                 f"column {name!r} (the image column) must hold image file paths or missing values; "
