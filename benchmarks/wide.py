@@ -12,7 +12,8 @@
    the text of each clip-art row, then the same model with the numeric columns a
    user would have (image width, height and file size, title length).  Both
    read the pictures through the same frozen encoder, so its features are
-   computed once (cached) and the comparison is the columns alone.
+   computed once (cached) and the comparison is the columns alone; each is
+   fitted with ``--seeds`` random states (mean, sd and every seed reported).
 
 Every model of a part is fitted in this one run; the table (accuracy and macro-F1
 on the held-out rows, fit seconds) goes into BENCHMARKS.md, section "wide".
@@ -94,16 +95,30 @@ def clipart(args):
     train, test = df[df["split"] == "train"], df[df["split"] == "test"]
     base = {"image_path": "image", "text": "text"}
     extra = {**base, "width": "numeric", "height": "numeric", "file_size": "numeric", "title_length": "numeric"}
-    kwargs = dict(on_error="warn", max_epochs=args.clipart_epochs)
-    return [
-        evaluate(name, model(cols, args, **kwargs), train, test, train["label"], test["label"])
-        for name, cols in (("image + text", base), ("image + text + 4 numeric columns", extra))
-    ], (len(train), len(test))
+    rows = []
+    for name, cols in (("image + text", base), ("image + text + 4 numeric columns", extra)):
+        runs = [
+            evaluate(f"{name} (seed {seed})", model(cols, args, on_error="warn", max_epochs=args.clipart_epochs,
+                                                     random_state=seed), train, test, train["label"], test["label"])
+            for seed in range(args.seeds)
+        ]
+        row = {"model": name}
+        for key in ("accuracy", "macro_f1", "fit_s"):
+            values = [r[key] for r in runs]
+            row[key], row[f"{key}_sd"], row[f"{key}_all"] = np.mean(values), np.std(values), values
+        rows.append(row)
+    return rows, (len(train), len(test))
 
 
 def table(rows):
     lines = ["| model | accuracy | macro-F1 | fit (s) |", "|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['fit_s']:.1f} |" for r in rows]
+    for r in rows:
+        if "macro_f1_all" in r:  # several seeds: mean +- sd, and each seed's macro-F1
+            seeds = ", ".join(f"{v:.3f}" for v in r["macro_f1_all"])
+            lines.append(f"| {r['model']} | {r['accuracy']:.3f} +- {r['accuracy_sd']:.3f} | "
+                         f"{r['macro_f1']:.3f} +- {r['macro_f1_sd']:.3f} ({seeds}) | {r['fit_s']:.1f} |")
+        else:
+            lines.append(f"| {r['model']} | {r['accuracy']:.3f} | {r['macro_f1']:.3f} | {r['fit_s']:.1f} |")
     return "\n".join(lines)
 
 
@@ -114,6 +129,7 @@ def main():
     ap.add_argument("--image-size", type=int, default=16)
     ap.add_argument("--clipart", default="/tmp/clipart/data/clipart.csv")
     ap.add_argument("--clipart-epochs", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=3, help="clipart: models fitted per column set (random_state 0..n-1)")
     ap.add_argument("--no-write", action="store_true", help="print the table, leave BENCHMARKS.md alone")
     args = ap.parse_args()
     load, t0 = os.getloadavg()[0], time.perf_counter()
@@ -132,12 +148,13 @@ def main():
     ]
     if args.clipart and os.path.exists(args.clipart):
         rows, (n_train, n_test) = clipart(args)
-        delta = rows[1]["macro_f1"] - rows[0]["macro_f1"]
+        deltas = np.subtract(rows[1]["macro_f1_all"], rows[0]["macro_f1_all"])
         lines += [
             "", f"Clipart ({n_train} train / {n_test} test rows, 15 classes; same encoders, "
-            f"{args.clipart_epochs} epochs): adding the numbers a user has for free (picture width, height, "
-            "file size; title length) as numeric columns:", "", table(rows), "",
-            f"Change in macro-F1 from the four numeric columns: {delta:+.3f}.",
+            f"{args.clipart_epochs} epochs, {args.seeds} seeds each, mean +- sd): adding the numbers a user has "
+            "for free (picture width, height, file size; title length) as numeric columns:", "", table(rows), "",
+            f"Change in macro-F1 from the four numeric columns: {deltas.mean():+.3f} on average "
+            f"(per seed: {', '.join(f'{d:+.3f}' for d in deltas)}).",
         ]
     else:
         lines += ["", f"Clipart: skipped ({args.clipart} not found)."]
