@@ -44,7 +44,7 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
     ----------
     n_targets_ : int
         Number of targets (columns of ``y``; 1 for a 1-D ``y``).
-    target_mean_, target_scale_ : ndarray of shape (n_targets_,)
+    target_mean_, target_scale_ : ndarray of shape (n_targets,)
         What is subtracted from and divides each target in training (0 and 1
         without ``standardize_target``).
     target_names_ : list or None
