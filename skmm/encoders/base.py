@@ -25,7 +25,9 @@ from ..utils.seeding import seed_of
 from ..utils.serialization import dump_module, load_module
 from ..utils.threads import free_cores, inference_threads, torch_threads
 from ..utils.validation import check_int, is_missing
+from .backend import check_backend_device, frozen_backend
 from .branch import Branch
+from .modules import set_module, without_module
 
 __all__ = ["BaseEncoder", "Batch", "check_nonempty", "check_trainable", "column_of", "is_path_like_array"]
 
@@ -145,6 +147,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         self.validate_params()
         batch = self._read(X, reset=True)
         self.device_ = resolve_device(self.device)
+        check_backend_device(self)
         self.backbone_ = self._build_backbone()
         self._fit_backbone(batch)
         self._n_features_out = int(self.backbone_.out_dim)
@@ -242,7 +245,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 for p in block.parameters():
                     p.requires_grad_(True)
         reader = copy.copy(self)
-        reader.backbone_ = _without_module(self.backbone_)
+        reader.backbone_ = without_module(self.backbone_)
         reader._module = None
         reader.module_in_network_ = True
         return Branch(encoder=reader, module=self._module, width=int(self.backbone_.out_dim), trainable=True,
@@ -258,7 +261,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         check_is_fitted(self)
         twin = copy.copy(self)
         twin.backbone_ = copy.copy(self.backbone_)
-        _set_module(twin.backbone_, self._unwrap_module(module))
+        set_module(twin.backbone_, self._unwrap_module(module))
         twin.__dict__.pop("module_in_network_", None)
         twin.trained_tag_ = tag or "trained"
         param = next(module.parameters(), None)
@@ -320,11 +323,23 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if self.channels_last_:
             module.to(memory_format=torch.channels_last)
         self._module = module
+        self._setup_backend()
+
+    def _setup_backend(self, trusted=True):
+        """The inference backend of a frozen module (see :mod:`skmm.encoders.backend`)."""
+        self._backend = frozen_backend(self, trusted=trusted)
+
+    def _example_input(self):
+        """One row of what the module takes (for exporting it to another backend)."""
+        raise NotImplementedError
 
     def _forward(self, inputs):
         module = self._module
         if module is None:
             return np.asarray(inputs, dtype=np.float32)
+        if getattr(self, "_backend", None) is not None:
+            # torch's setting is the ceiling here too (a service giving each model one core)
+            return self._backend(inputs, threads=min(free_cores(), torch.get_num_threads()))
         module.eval()
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         x = x.to(self.device_, non_blocking=True)
@@ -383,8 +398,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         backbone = state.get("backbone_")
         if backbone is not None and getattr(backbone, "module", None) is not None:
             state["_module_bytes"] = dump_module(backbone.module)
-            state["backbone_"] = _without_module(backbone)
+            state["backbone_"] = without_module(backbone)
         state.pop("_module", None)
+        state.pop("_backend", None)  # rebuilt on load (an ONNX Runtime session does not pickle)
         return state
 
     def __setstate__(self, state):
@@ -393,7 +409,7 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         if data is not None:
             module, device = load_module(data, self.device_)
             self.device_ = device
-            _set_module(self.backbone_, module)
+            set_module(self.backbone_, module)
         elif str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
             self.device_ = "cpu"
         if "backbone_" in state:
@@ -440,7 +456,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             setattr(self, key, value)
         if state["trained_tag"] is not None:
             self.trained_tag_ = str(state["trained_tag"])
+        backend, self.backend = getattr(self, "backend", "torch"), "torch"  # exported once the weights are loaded
         self._setup_module()
+        self.backend = backend
         module = self.backbone_.module
         if module is None or state["module_in_network"]:
             return  # a classifier hands the module to its network and loads the network's weights
@@ -456,22 +474,4 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
                 stacklevel=4,
             )
             self.cache = False
-
-
-def _without_module(backbone):
-    clone = copy.copy(backbone)
-    # Blocks are sub-modules of the module; they are kept by name and restored from it.
-    blocks = getattr(backbone, "blocks", None)
-    if blocks and not isinstance(blocks[0], str):
-        ids = {id(m): name for name, m in backbone.module.named_modules()}
-        clone.blocks = [ids[id(b)] for b in blocks]
-    clone.module = None
-    return clone
-
-
-def _set_module(backbone, module):
-    backbone.module = module
-    blocks = getattr(backbone, "blocks", None)
-    if blocks and isinstance(blocks[0], str):
-        named = dict(module.named_modules())
-        backbone.blocks = [named[name] for name in blocks]
+        self._setup_backend(trusted=not (changed and fingerprint is not None and not state["trained_tag"]))
