@@ -348,7 +348,8 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
             x = x.contiguous(memory_format=torch.channels_last)
         # One thread per core this process may use (torch alone counts the host's cores, not a
         # container's CPU quota) that no other job holds: a thread on a taken core makes every
-        # operator wait for it (on 2 cores with one taken, a one-image forward ran 10-25x slower).
+        # operator wait for it (benchmarks/latency.py: one row through EfficientNet-Lite0 + MiniLM took
+        # 8.0 s on 2 threads against 0.48 s on 1, on a 2-core machine other jobs kept busy).
         threads = inference_threads(module=True, cores=free_cores()) if self.device_ == "cpu" else None
         with torch_threads(threads), torch.inference_mode(), autocast(self.device_, self.precision):
             out = module(x)
