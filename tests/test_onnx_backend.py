@@ -97,3 +97,17 @@ def test_a_missing_onnxruntime_names_the_extra(monkeypatch):
     monkeypatch.setattr("skmm.encoders.image.import_optional", missing)
     with pytest.raises(ImportError, match=r"skmm\[onnx\]"):
         _cnn(backend="onnxruntime").validate_params()
+
+
+def test_a_random_backbone_is_exported_on_its_first_frozen_transform(frame, exports):
+    X, _ = frame
+    paths = X[["image_path"]].iloc[:4]
+    encoder = ImageEncoder("cnn", image_size=16, random_state=0, cache=False, backbone_kwargs={"channels": (4, 8)},
+                           backend="onnxruntime").fit(paths)
+    assert exports == []  # trainable inside a classifier: not exported in fit
+    features = encoder.transform(paths)
+    encoder.transform(paths)
+    assert exports == [(1, 3, 16, 16)]
+    reference = ImageEncoder("cnn", image_size=16, random_state=0, cache=False,
+                             backbone_kwargs={"channels": (4, 8)}).fit(paths).transform(paths)
+    assert _cosines(features, reference).min() > 0.9999

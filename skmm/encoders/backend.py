@@ -3,10 +3,30 @@
 See :mod:`skmm.backbones.onnx` for the export and its cache.
 """
 
+import threading
+
 from ..backbones.onnx import onnx_module
 from ..utils.device import uses_bf16
 
-__all__ = ["check_backend_device", "frozen_backend"]
+__all__ = ["check_backend_device", "frozen_backend", "uses_backend"]
+
+_LOCK = threading.Lock()
+
+
+def uses_backend(encoder):
+    """Whether something else than torch runs ``encoder``'s module (its ``backend``).
+
+    Parameters
+    ----------
+    encoder : BaseEncoder
+        An encoder.
+
+    Returns
+    -------
+    bool
+        True for ``backend="onnxruntime"``.
+    """
+    return getattr(encoder, "backend", "torch") != "torch"
 
 
 def check_backend_device(encoder):
@@ -25,28 +45,32 @@ def check_backend_device(encoder):
         )
 
 
-def frozen_backend(encoder, *, trusted=True):
-    """Return the module that runs a fitted frozen ``encoder`` in place of torch, or None for torch.
+def frozen_backend(encoder):
+    """Return the module that runs fitted ``encoder``'s frozen module in place of torch, made on first use.
+
+    Made in ``fit`` (or on load) for an encoder that is frozen by its settings,
+    and on the first frozen forward pass otherwise (a randomly initialised
+    backbone, trainable inside a FusionClassifier, but frozen in a standalone
+    ``transform``): a module a fusion network trains is never exported.
 
     Parameters
     ----------
     encoder : BaseEncoder
-        A fitted encoder, its module set up.
-    trusted : bool, default=True
-        Whether the encoder's fingerprint tells its weights; when not (weights
-        loaded over the ones its name gives), the export is made for them alone.
+        A fitted encoder whose ``backend`` is not "torch".
 
     Returns
     -------
-    OnnxRuntimeModule or None
-        None when torch runs the module: ``backend="torch"``, no module, or a
-        module a fusion network trains.
+    OnnxRuntimeModule
+        The exported module (kept on the encoder).
     """
-    module = getattr(encoder, "_module", None)
-    if getattr(encoder, "backend", "torch") == "torch" or module is None or encoder.is_trainable_:
-        return None
-    check_backend_device(encoder)
-    return onnx_module(
-        module, encoder._example_input(), fingerprint=encoder.fingerprint() if trusted else None,
-        cache_dir=encoder.cache_dir,
-    )
+    with _LOCK:
+        backend = getattr(encoder, "_backend", None)
+        if backend is None:
+            check_backend_device(encoder)
+            trusted = getattr(encoder, "_backend_trusted", True)
+            backend = onnx_module(
+                encoder._module, encoder._example_input(), fingerprint=encoder.fingerprint() if trusted else None,
+                cache_dir=encoder.cache_dir,
+            )
+            encoder._backend = backend
+    return backend

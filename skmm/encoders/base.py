@@ -25,7 +25,7 @@ from ..utils.seeding import seed_of
 from ..utils.serialization import dump_module, load_module
 from ..utils.threads import free_cores, inference_threads, torch_threads
 from ..utils.validation import check_int, is_missing
-from .backend import check_backend_device, frozen_backend
+from .backend import check_backend_device, frozen_backend, uses_backend
 from .branch import Branch
 from .modules import set_module, without_module
 
@@ -327,7 +327,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
 
     def _setup_backend(self, trusted=True):
         """The inference backend of a frozen module (see :mod:`skmm.encoders.backend`)."""
-        self._backend = frozen_backend(self, trusted=trusted)
+        self._backend, self._backend_trusted = None, trusted
+        if uses_backend(self) and self._module is not None and not self.is_trainable_:
+            frozen_backend(self)
 
     def _example_input(self):
         """One row of what the module takes (for exporting it to another backend)."""
@@ -337,9 +339,9 @@ class BaseEncoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimat
         module = self._module
         if module is None:
             return np.asarray(inputs, dtype=np.float32)
-        if getattr(self, "_backend", None) is not None:
+        if uses_backend(self):
             # torch's setting is the ceiling here too (a service giving each model one core)
-            return self._backend(inputs, threads=min(free_cores(), torch.get_num_threads()))
+            return frozen_backend(self)(inputs, threads=min(free_cores(), torch.get_num_threads()))
         module.eval()
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         x = x.to(self.device_, non_blocking=True)
