@@ -2,14 +2,14 @@
 
 The encoder's module (normalisation + backbone, uint8 images in, features out) is
 exported once with :func:`torch.onnx.export` and run by ONNX Runtime's CPU
-kernels, which on this project's 2-core CPU ran EfficientNet-Lite0 2-2.8 times
-faster than PyTorch in float32 (benchmarks/speed.py), with features within a
-cosine of 1e-5 of PyTorch's.  The exported graph is kept by the encoder's
+kernels, which on this project's 2-core CPU ran EfficientNet-Lite0 in float32
+in 3.5 times fewer CPU seconds than PyTorch (benchmarks/backends.py), with
+features within a cosine of 1e-6 of PyTorch's.  The exported graph is kept by the encoder's
 fingerprint: in memory for the process (every fold and grid point of a search
 reuses it) and, when the encoder has a ``cache_dir``, as a file under
 ``<cache_dir>/onnx`` that other processes and later sessions load instead of
 exporting again.  Encoders whose features are not reproducible (random weights
-without a ``random_state``: no fingerprint) export on every fit.
+without a ``random_state``: no fingerprint) export every time.
 
 Needs ``pip install "skmm[onnx]"`` (onnxruntime, onnx).
 """
