@@ -11,7 +11,7 @@ setup() {
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
-  if ! "$VENV/bin/python" -c "import skmm, torchvision, timm, transformers, open_clip, sentence_transformers, pytest, matplotlib, pyarrow, selenium, dask.distributed, accelerate" 2>/dev/null; then
+  if ! "$VENV/bin/python" -c "import skmm, torchvision, timm, transformers, open_clip, sentence_transformers, pytest, matplotlib, pyarrow, selenium, dask.distributed, accelerate, onnxruntime, onnx" 2>/dev/null; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # torch and torchvision as a matching pair (any CUDA build also runs on the CPU).
     "$VENV/bin/python" -m pip install -q "torch==2.14.1" "torchvision==0.29.1" \

@@ -32,6 +32,7 @@ BAD = {
         "num_workers": [(-1, ValueError, "num_workers")],
         "on_error": [("skip", ValueError, "on_error must be one of")],
         "max_image_pixels": [(-3, ValueError, "max_image_pixels must be a positive integer")],
+        "backend": [("openvino", ValueError, "backend must be one of"), (None, ValueError, "backend must be one of")],
     },
     TextEncoder: {
         **SHARED_ENCODER,

@@ -25,8 +25,10 @@ from ..utils.seeding import seed_of
 from ..utils.serialization import dump_module, load_module
 from ..utils.threads import free_cores, inference_threads, torch_threads
 from ..utils.validation import check_int, is_missing
+from .backend import check_backend_device, frozen_backend, uses_backend
 from .branch import Branch
 from .columns import SeveralColumnsMixin, joined_columns, several_columns
+from .modules import set_module, without_module
 
 __all__ = ["BaseEncoder", "Batch", "check_nonempty", "check_trainable", "column_of", "is_path_like_array"]
 
@@ -155,6 +157,7 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             validate_data(self, X, skip_check_array=True, reset=True)  # n_features_in_, feature_names_in_
             self.columns_ = list(columns)
         self.device_ = resolve_device(self.device)
+        check_backend_device(self)
         self.backbone_ = self._build_backbone()
         self._fit_backbone(batch)
         self._n_features_out = int(self.backbone_.out_dim)
@@ -256,7 +259,7 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
                 for p in block.parameters():
                     p.requires_grad_(True)
         reader = copy.copy(self)
-        reader.backbone_ = _without_module(self.backbone_)
+        reader.backbone_ = without_module(self.backbone_)
         reader._module = None
         reader.module_in_network_ = True
         return Branch(encoder=reader, module=self._module, width=int(self.backbone_.out_dim), trainable=True,
@@ -272,7 +275,7 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         check_is_fitted(self)
         twin = copy.copy(self)
         twin.backbone_ = copy.copy(self.backbone_)
-        _set_module(twin.backbone_, self._unwrap_module(module))
+        set_module(twin.backbone_, self._unwrap_module(module))
         twin.__dict__.pop("module_in_network_", None)
         twin.trained_tag_ = tag or "trained"
         param = next(module.parameters(), None)
@@ -334,11 +337,25 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if self.channels_last_:
             module.to(memory_format=torch.channels_last)
         self._module = module
+        self._setup_backend()
+
+    def _setup_backend(self, trusted=True):
+        """The inference backend of a frozen module (see :mod:`skmm.encoders.backend`)."""
+        self._backend, self._backend_trusted = None, trusted
+        if uses_backend(self) and self._module is not None and not self.is_trainable_:
+            frozen_backend(self)
+
+    def _example_input(self):
+        """One row of what the module takes (for exporting it to another backend)."""
+        raise NotImplementedError
 
     def _forward(self, inputs):
         module = self._module
         if module is None:
             return np.asarray(inputs, dtype=np.float32)
+        if uses_backend(self):
+            # torch's setting is the ceiling here too (a service giving each model one core)
+            return frozen_backend(self)(inputs, threads=min(free_cores(), torch.get_num_threads()))
         module.eval()
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         x = x.to(self.device_, non_blocking=True)
@@ -347,7 +364,8 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             x = x.contiguous(memory_format=torch.channels_last)
         # One thread per core this process may use (torch alone counts the host's cores, not a
         # container's CPU quota) that no other job holds: a thread on a taken core makes every
-        # operator wait for it (on 2 cores with one taken, a one-image forward ran 10-25x slower).
+        # operator wait for it (benchmarks/latency.py: one row through EfficientNet-Lite0 + MiniLM took
+        # 8.0 s on 2 threads against 0.48 s on 1, on a 2-core machine other jobs kept busy).
         threads = inference_threads(module=True, cores=free_cores()) if self.device_ == "cpu" else None
         with torch_threads(threads), torch.inference_mode(), autocast(self.device_, self.precision):
             out = module(x)
@@ -397,8 +415,9 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         backbone = state.get("backbone_")
         if backbone is not None and getattr(backbone, "module", None) is not None:
             state["_module_bytes"] = dump_module(backbone.module)
-            state["backbone_"] = _without_module(backbone)
+            state["backbone_"] = without_module(backbone)
         state.pop("_module", None)
+        state.pop("_backend", None)  # rebuilt on load (an ONNX Runtime session does not pickle)
         return state
 
     def __setstate__(self, state):
@@ -407,7 +426,7 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if data is not None:
             module, device = load_module(data, self.device_)
             self.device_ = device
-            _set_module(self.backbone_, module)
+            set_module(self.backbone_, module)
         elif str(state.get("device_", "")).startswith("cuda") and not torch.cuda.is_available():
             self.device_ = "cpu"
         if "backbone_" in state:
@@ -457,7 +476,9 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             self.trained_tag_ = str(state["trained_tag"])
         if state.get("columns") is not None:
             self.columns_ = [str(c) for c in state["columns"]]
+        backend, self.backend = getattr(self, "backend", "torch"), "torch"  # exported once the weights are loaded
         self._setup_module()
+        self.backend = backend
         module = self.backbone_.module
         if module is None or state["module_in_network"]:
             return  # a classifier hands the module to its network and loads the network's weights
@@ -473,22 +494,4 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
                 stacklevel=4,
             )
             self.cache = False
-
-
-def _without_module(backbone):
-    clone = copy.copy(backbone)
-    # Blocks are sub-modules of the module; they are kept by name and restored from it.
-    blocks = getattr(backbone, "blocks", None)
-    if blocks and not isinstance(blocks[0], str):
-        ids = {id(m): name for name, m in backbone.module.named_modules()}
-        clone.blocks = [ids[id(b)] for b in blocks]
-    clone.module = None
-    return clone
-
-
-def _set_module(backbone, module):
-    backbone.module = module
-    blocks = getattr(backbone, "blocks", None)
-    if blocks and isinstance(blocks[0], str):
-        named = dict(module.named_modules())
-        backbone.blocks = [named[name] for name in blocks]
+        self._setup_backend(trusted=not (changed and fingerprint is not None and not state["trained_tag"]))

@@ -10,10 +10,12 @@ from sklearn.utils.validation import validate_data
 
 from .. import cache as _cache
 from ..backbones import Normalize
+from ..backbones.onnx import check_backend
 from ..io.images import DEFAULT_MAX_IMAGE_PIXELS, load_images_parallel, resolve_num_workers
 from ..io.images.decode import RESIZE_MODES
 from ..io.images.sampling import DECODE_CHUNK
 from ..registry import image_backbones
+from ..utils.optional import import_optional
 from ..utils.validation import check_int, check_on_error, check_option
 from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
@@ -84,6 +86,14 @@ class ImageEncoder(BaseEncoder):
         with AMX or AVX512-BF16 several times faster than float32, embeddings
         within about 1e-2 of float32's); "float32" never uses bf16.  Embeddings
         come back as float32 either way, and the cache keeps the two apart.
+    backend : {"torch", "onnxruntime"}, default="torch"
+        What runs a frozen backbone: PyTorch, or ONNX Runtime's CPU kernels
+        (float32 on the CPU only; ``pip install "skmm[onnx]"``).  With
+        "onnxruntime" the module is exported once per fingerprint (in fit, or on
+        load), kept for the process and, with ``cache_dir``, on disk; its
+        features agree with PyTorch's to a cosine above 0.9999 (the two share
+        cache entries).  A trainable backbone inside FusionClassifier always
+        trains and predicts with PyTorch.  See docs/encoders.md for measurements.
     on_error : {"raise", "warn", "ignore"} or None, default=None
         What a missing, unreadable or oversized file does: stop with an error
         naming the row, the column and the path, or count as a missing image
@@ -140,6 +150,7 @@ class ImageEncoder(BaseEncoder):
         num_workers="auto",
         device="auto",
         precision="auto",
+        backend="torch",
         on_error=None,
         max_image_pixels=DEFAULT_MAX_IMAGE_PIXELS,
         cache=True,
@@ -158,6 +169,7 @@ class ImageEncoder(BaseEncoder):
         self.num_workers = num_workers
         self.device = device
         self.precision = precision
+        self.backend = backend
         self.on_error = on_error
         self.max_image_pixels = max_image_pixels
         self.cache = cache
@@ -178,6 +190,8 @@ class ImageEncoder(BaseEncoder):
         check_int("max_image_pixels", self.max_image_pixels, allow_none=True)
         check_on_error(self.on_error, allow_none=True)
         check_augment(self.augment)
+        if check_backend(self.backend) != "torch":
+            import_optional("onnxruntime", "onnx", what=f"ImageEncoder(backend={self.backend!r})")
 
     def _branch_augmentation(self, trainable):
         augment = self.augment
@@ -235,6 +249,11 @@ class ImageEncoder(BaseEncoder):
 
     def _unwrap_module(self, module):
         return module[1]
+
+    def _example_input(self):
+        """One uint8 image of the backbone's size (for exporting the module to another backend)."""
+        size = self.backbone_.image_size
+        return torch.full((1, 3, size, size), 255, dtype=torch.uint8)
 
     def _fingerprint_parts(self, fp):
         return f"image|{fp}|resize={self.resize}|max_pixels={self.max_image_pixels}"

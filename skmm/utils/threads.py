@@ -50,6 +50,7 @@ def cgroup_cpu_limit(root="/sys/fs/cgroup", proc_cgroup="/proc/self/cgroup"):
     Returns
     -------
     float or None
+        CPUs of CPU time per second the cgroup may use; None without a quota.
 
     Examples
     --------
@@ -106,6 +107,11 @@ def available_cores():
     """CPUs this process may run on: its affinity mask, capped by its cgroup's CPU quota.
 
     A quota of 1.5 CPUs counts as 2 cores (rounded up, at least 1).
+
+    Returns
+    -------
+    int
+        The cores, at least 1.
 
     Examples
     --------
@@ -240,6 +246,16 @@ def training_threads(*, trainable, loader_workers, cores):
 @contextlib.contextmanager
 def torch_threads(n):
     """Run a block with at most ``n`` torch intra-op threads (None: as they are); restore after.
+
+    Parameters
+    ----------
+    n : int or None
+        The most threads; torch's setting is never raised.
+
+    Yields
+    ------
+    int
+        The threads in force within the block.
 
     Examples
     --------
