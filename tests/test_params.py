@@ -66,6 +66,7 @@ BAD = {
         "callbacks": [("early", TypeError, "callbacks must be a list")],
         "device": [("tpu", ValueError, "device must be")],
         "precision": [("fp16", ValueError, "precision must be one of")],
+        "accelerator": [("cuda", TypeError, "accelerator must be an accelerate.Accelerator")],
         "on_error": [("skip", ValueError, "on_error must be one of")],
         "random_state": [(1.5, TypeError, "random_state must be")],
         "verbose": [(-1, ValueError, "verbose must be an integer >= 0")],

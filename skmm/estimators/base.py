@@ -81,6 +81,10 @@ class BaseFusionEstimator(BaseEstimator):
         resolve_device(self.device)
         check_precision(self.precision)
         seed_of(self.random_state)  # a TypeError for anything but None, an int or a numpy generator
+        if getattr(self, "accelerator", None) is not None:
+            from ..fusion.accelerated import check_accelerator  # skorch.hf and accelerate, only when used
+
+            check_accelerator(self.accelerator)
 
     def _encoder_spec(self, kind):
         cls, default = _ENCODERS[kind]
@@ -137,7 +141,9 @@ class BaseFusionEstimator(BaseEstimator):
     def _fit_modalities(self, modalities, y_enc, *, n_outputs, class_weights=None):
         """Fit the encoders, build the FusionNet and train it on the encoded modalities."""
         self._check_fusion_fits(list(modalities))
-        self.device_ = resolve_device(self.device)
+        accelerator = getattr(self, "accelerator", None)
+        # with an accelerator, this process's device is the one it gives the module
+        self.device_ = resolve_device(self.device) if accelerator is None else _device_of(accelerator)
         seed, _ = seed_of(self.random_state)
         self.fit_id_ = uuid.uuid4().hex  # tags features of the trained branches in the cache
         with seeded(seed):
@@ -159,9 +165,15 @@ class BaseFusionEstimator(BaseEstimator):
                 # the net owns a trainable module from here on; the branch keeps what reads inputs
                 self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
             self.modalities_ = list(net_branches)
-            self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
+            self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
+                                       accelerator=accelerator)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
+            if accelerator is not None:
+                from ..fusion.accelerated import plain_net
+
+                self.net_ = plain_net(self.net_, lambda module: self._make_net(
+                    net_branches, n_outputs, class_weights, seed, augment=augment, module=module))
         return self
 
     def _training_threads(self, net_branches, augment):
@@ -172,12 +184,13 @@ class BaseFusionEstimator(BaseEstimator):
             cores=available_cores(),
         )
 
-    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
-        """The skorch net (untrained) around a new FusionNet over ``net_branches``.
+    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None, module=None, accelerator=None):
+        """The skorch net (untrained) around a new FusionNet over ``net_branches`` (or ``module``).
 
-        ``augment``: input name -> the augmentation of its training batches.
+        ``augment``: input name -> the augmentation of its training batches;
+        ``accelerator``: an ``accelerate.Accelerator`` that trains the net.
         """
-        module = FusionNet(
+        module = module if module is not None else FusionNet(
             net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
             dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
             unimodal_loss=self.unimodal_loss,
@@ -189,7 +202,7 @@ class BaseFusionEstimator(BaseEstimator):
             warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
             validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
             early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
-            device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose,
+            device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose, accelerator=accelerator,
         )
 
     # -- predict --------------------------------------------------------------------------
@@ -273,6 +286,10 @@ class BaseFusionEstimator(BaseEstimator):
     # -- persistence --------------------------------------------------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
+        if state.get("accelerator") is not None:
+            # an Accelerator belongs to the processes of one run (their process group); the
+            # trained model pickles without it and predicts in any process
+            state["accelerator"] = None
         net = state.get("net_")
         extra = [a for a in _CUDA_DEPENDENT if a not in getattr(net, "cuda_dependent_attributes_", _CUDA_DEPENDENT)]
         if extra:
@@ -369,6 +386,11 @@ class BaseFusionEstimator(BaseEstimator):
 
 _CUDA_DEPENDENT = ("module", "callbacks")  # prefixes; see BaseFusionEstimator.__getstate__
 _LAYOUT = ("kind_", "image_col_", "text_col_", "ignored_columns_", "blocks_")  # InputLayout's decisions
+
+
+def _device_of(accelerator):
+    device = torch.device(accelerator.device)
+    return "cpu" if device.type == "cpu" else str(device)  # skmm names the CPU "cpu", not "cpu:0"
 
 
 def _plain(value):

@@ -5,6 +5,7 @@
 classifier with bf16 autocast and the uni-modal auxiliary losses).
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -40,7 +41,8 @@ class AutocastNet(NeuralNetClassifier):
         self.precision = precision
 
     def infer(self, x, **fit_params):
-        with autocast(self.device, self.precision):
+        # device None: an accelerator places the module and runs its own autocast
+        with autocast(self.device, self.precision) if self.device is not None else contextlib.nullcontext():
             out = super().infer(x, **fit_params)
         if isinstance(out, tuple):
             logits, per, mask = out
@@ -148,6 +150,7 @@ def build_net(
     precision="auto",
     seed=0,
     verbose=0,
+    accelerator=None,
 ):
     """The skorch net that trains ``module``: AdamW, warm-up + cosine schedule, optional
     gradient clipping, and early stopping on a stratified validation split.
@@ -157,7 +160,8 @@ def build_net(
     ``label_smoothing`` goes to the CrossEntropyLoss criterion, ``augment`` maps input
     names to the augmentation of their training batches (see :class:`AugmentingCollate`;
     the training loader gets the largest ``num_workers`` they ask for), ``seed``
-    fixes the validation split.
+    fixes the validation split.  With an ``accelerator`` (``accelerate.Accelerator``)
+    the net is an :class:`~skmm.fusion.accelerated.AcceleratedNet`, placed by it.
     """
     schedule = WarmupCosine(warmup_epochs, max_epochs)
     cbs = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
@@ -186,7 +190,15 @@ def build_net(
         if workers:
             # skorch makes a new loader every epoch; each draws its workers' seeds from torch's RNG
             kwargs.update(iterator_train__num_workers=workers, iterator_train__worker_init_fn=_one_thread_worker)
-    return AutocastNet(
+    net_class = AutocastNet
+    if accelerator is not None:
+        from .accelerated import AcceleratedNet  # skorch.hf and accelerate, only when asked for
+
+        net_class, device = AcceleratedNet, None
+        kwargs["accelerator"] = accelerator
+        # the epoch table from the main process only, and none at all with verbose=0
+        kwargs["callbacks__print_log__sink"] = getattr(accelerator, "print", print) if verbose else print
+    return net_class(
         module,
         criterion=torch.nn.CrossEntropyLoss,
         criterion__label_smoothing=float(label_smoothing),
