@@ -214,6 +214,8 @@ def test_a_worker_killed_mid_search_never_hangs(tmp_path):
     proc = subprocess.run([sys.executable, str(script), str(tmp_path / "shapes")], capture_output=True,
                           text=True, env=env, timeout=TIMEOUT)
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
-    # a worker was killed while it ran a fit; the scheduler gave its fits to the other worker
-    # (and the nanny restarted it), so the search completes with every candidate scored
-    assert last.startswith("COMPLETED 1 2"), last
+    # a worker was killed while it ran a fit: the scheduler gives its fits to the other worker (and
+    # the nanny restarts it), so the search completes with every candidate scored; or, when the
+    # batch of fits it held is lost, it fails with Dask's error. It never hangs (the timeout).
+    assert last.startswith(("COMPLETED 1 2", "FAILED 1 ")), last
+    assert "Traceback" not in last

@@ -30,6 +30,7 @@ BAD = {
         "resize": [("bogus", ValueError, "resize must be one of")],
         "augment": [("heavy", ValueError, "augment must be one of"), (3, TypeError, "augment must be one of")],
         "num_workers": [(-1, ValueError, "num_workers")],
+        "decode": [("lazy", ValueError, "decode must be one of")],
         "on_error": [("skip", ValueError, "on_error must be one of")],
         "max_image_pixels": [(-3, ValueError, "max_image_pixels must be a positive integer")],
     },

@@ -158,17 +158,21 @@ class BaseFusionEstimator(BaseEstimator):
                     net_branches[name] = (None, mod.values.shape[1])
                     continue
                 branch = self._make_encoder(mod.kind, seed).fit(mod.values).as_branch()
-                data[name], data[f"{name}_mask"] = branch.inputs(mod.values)
+                data[name], data[f"{name}_mask"] = branch.training_inputs(mod.values)
                 net_branches[name] = (branch.module, branch.width)
                 if branch.augment is not None:
                     augment[name] = branch.augment  # applied by the net's training loader only
                 # the net owns a trainable module from here on; the branch keeps what reads inputs
                 self.branches_[name] = dataclasses.replace(branch, module=None, augment=None)
             self.modalities_ = list(net_branches)
+            # inputs decoded per batch by the loaders (ImageEncoder(decode="per_batch")): name -> loader workers
+            streamed = {n: v.num_workers for n, v in data.items() if getattr(v, "streamed", False)}
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
-                                       accelerator=accelerator)
+                                       accelerator=accelerator, streamed=streamed)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
+            if "iterator_valid__num_workers" in vars(self.net_):
+                self.net_.iterator_valid__num_workers = 0  # predictions read inputs decoded beforehand
             if accelerator is not None:
                 from ..fusion.accelerated import plain_net
 
@@ -184,7 +188,8 @@ class BaseFusionEstimator(BaseEstimator):
             cores=available_cores(),
         )
 
-    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None, module=None, accelerator=None):
+    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None, module=None, accelerator=None,
+                  streamed=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches`` (or ``module``).
 
         ``augment``: input name -> the augmentation of its training batches;
@@ -203,6 +208,7 @@ class BaseFusionEstimator(BaseEstimator):
             validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
             early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
             device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose, accelerator=accelerator,
+            streamed=streamed,
         )
 
     # -- predict --------------------------------------------------------------------------

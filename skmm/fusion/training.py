@@ -90,12 +90,20 @@ class AugmentingCollate:
     new random transforms.
     """
 
-    def __init__(self, augment):
+    def __init__(self, augment, streamed=()):
         self.augment = dict(augment)
+        self.streamed = tuple(streamed)
 
     def __call__(self, rows):
         X, y = default_collate(rows)
         X = dict(X)
+        for name in self.streamed:
+            if not isinstance(X[name], (list, tuple)):
+                continue  # prediction inputs, decoded beforehand
+            # decoded per batch (skmm.encoders.streaming.LazyImages): (pixels, loaded) pairs
+            X[name], loaded = X[name]
+            mask = f"{name}_mask"
+            X[mask] = X[mask] & loaded if mask in X else loaded
         for name, augment in self.augment.items():
             X[name] = augment(X[name], X.get(f"{name}_mask"))
         return X, y
@@ -151,6 +159,7 @@ def build_net(
     seed=0,
     verbose=0,
     accelerator=None,
+    streamed=None,
 ):
     """The skorch net that trains ``module``: AdamW, warm-up + cosine schedule, optional
     gradient clipping, and early stopping on a stratified validation split.
@@ -159,7 +168,8 @@ def build_net(
     :class:`skmm.FusionClassifier`); ``class_weights`` is one weight per class or None,
     ``label_smoothing`` goes to the CrossEntropyLoss criterion, ``augment`` maps input
     names to the augmentation of their training batches (see :class:`AugmentingCollate`;
-    the training loader gets the largest ``num_workers`` they ask for), ``seed``
+    the training loader gets the largest ``num_workers`` they ask for), ``streamed``
+    maps input names decoded per batch to their loader workers, ``seed``
     fixes the validation split.  With an ``accelerator`` (``accelerate.Accelerator``)
     the net is an :class:`~skmm.fusion.accelerated.AcceleratedNet`, placed by it.
     """
@@ -184,9 +194,15 @@ def build_net(
         kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": backbone_lr})]
     if str(device).startswith("cuda"):
         kwargs.update(iterator_train__pin_memory=True, iterator_valid__pin_memory=True)
-    if augment:
-        kwargs["iterator_train__collate_fn"] = AugmentingCollate(augment)
-        workers = max(int(getattr(a, "num_workers", 0)) for a in augment.values())
+    if augment or streamed:
+        kwargs["iterator_train__collate_fn"] = AugmentingCollate(augment or {}, streamed or ())
+        workers = max([int(getattr(a, "num_workers", 0)) for a in (augment or {}).values()]
+                      + list((streamed or {}).values()))
+        if streamed:
+            # validation rows are decoded per batch too (never augmented)
+            kwargs["iterator_valid__collate_fn"] = AugmentingCollate({}, streamed)
+            if workers:
+                kwargs.update(iterator_valid__num_workers=workers, iterator_valid__worker_init_fn=_one_thread_worker)
         if workers:
             # skorch makes a new loader every epoch; each draws its workers' seeds from torch's RNG
             kwargs.update(iterator_train__num_workers=workers, iterator_train__worker_init_fn=_one_thread_worker)
