@@ -219,3 +219,20 @@ def test_a_worker_killed_mid_search_never_hangs(tmp_path):
     # batch of fits it held is lost, it fails with Dask's error. It never hangs (the timeout).
     assert last.startswith(("COMPLETED 1 2", "FAILED 1 ")), last
     assert "Traceback" not in last
+
+
+def test_features_written_to_parquet_train_a_classifier(shapes_df, tmp_path):
+    from skmm.dask import encode
+
+    df = shapes_df.iloc[:40].reset_index(drop=True)
+    ddf = dd.from_pandas(df, npartitions=4, sort=False)
+    image = _frozen_image(None).fit(df[["image_path"]])
+    text = TextEncoder("tfidf").fit(df["caption"])
+    features = dd.concat([encode(ddf, image, "image_path", prefix="image", keep=["label"]),
+                          encode(ddf, text, "caption", prefix="text")], axis=1)
+    features.to_parquet(tmp_path / "features")
+    table = pd.read_parquet(tmp_path / "features")
+    X, y = table.drop(columns="label"), table["label"]
+    clf = FusionClassifier(fusion="attention", dim=8, max_epochs=2, random_state=0).fit(X, y)
+    assert clf.layout_ == "blocks" and sorted(clf.blocks_) == ["image", "text"]
+    assert clf.predict(X).shape == (40,)
