@@ -24,7 +24,7 @@ distributed = pytest.importorskip("distributed")  # the dev extra installs it (C
 dd = pytest.importorskip("dask.dataframe")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TIMEOUT = 240
+TIMEOUT = 360
 
 
 @pytest.fixture(scope="module")
@@ -197,11 +197,14 @@ _SEARCH_LOSING_A_WORKER = textwrap.dedent(
         try:
             with joblib.parallel_backend("dask"):
                 search.fit(X, y)
-            print("COMPLETED", len(killed), search.cv_results_["mean_test_score"].size)
+            print("COMPLETED", len(killed), search.cv_results_["mean_test_score"].size, flush=True)
         except Exception as exc:
-            print("FAILED", len(killed), type(exc).__name__, exc)
-        client.close()
-        cluster.close()
+            print("FAILED", len(killed), type(exc).__name__, exc, flush=True)
+        try:
+            client.close(timeout=20)
+            cluster.close(timeout=20)
+        finally:
+            os._exit(0)  # the outcome is printed; a slow shutdown of the cluster is not the search's
     """
 )
 
