@@ -22,7 +22,7 @@ from .utils.optional import import_optional
 __all__ = ["encode"]
 
 
-def encode(ddf, encoder, column, *, keep=None, client=None):
+def encode(ddf, encoder, column, *, prefix=None, keep=None, client=None):
     """Features of one column of a dask DataFrame, partition by partition, as a dask DataFrame.
 
     Each partition's rows go through ``encoder.transform`` on a worker; the
@@ -44,6 +44,11 @@ def encode(ddf, encoder, column, *, keep=None, client=None):
         lets workers reuse each other's features.
     column : str
         The column of ``ddf`` to encode.
+    prefix : str, optional
+        Name the feature columns ``<prefix>__<feature>``: with ``"image"``
+        and ``"text"`` the result, written to Parquet and read back, is a
+        table of encoded blocks :class:`~skmm.FusionClassifier` trains on
+        (the layout a ColumnTransformer's pandas output has).
     keep : list of str, optional
         Columns of ``ddf`` to carry next to the features (ids, labels).
     client : distributed.Client, optional
@@ -54,7 +59,8 @@ def encode(ddf, encoder, column, *, keep=None, client=None):
     -------
     dask.dataframe.DataFrame
         ``keep`` columns, then one float32 column per feature, named by
-        ``encoder.get_feature_names_out()``; the index of ``ddf``.
+        ``encoder.get_feature_names_out()`` (after ``prefix``); the index of
+        ``ddf``.
 
     Raises
     ------
@@ -88,6 +94,10 @@ def encode(ddf, encoder, column, *, keep=None, client=None):
         if wanted not in ddf.columns:
             raise ValueError(f"{name}: {wanted!r} is not a column of ddf; its columns are {list(ddf.columns)}")
     features = [str(f) for f in encoder.get_feature_names_out()]
+    if prefix is not None:
+        if not isinstance(prefix, str) or not prefix:
+            raise TypeError(f"prefix must be a non-empty str or None, got {prefix!r}")
+        features = [f"{prefix}__{f}" for f in features]
     clash = sorted(set(features) & set(keep))
     if clash:
         raise ValueError(f"keep: the columns {clash} have the names of the encoder's features")

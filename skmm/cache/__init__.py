@@ -14,7 +14,8 @@ The package is laid out by job: :mod:`~skmm.cache.keys` (input keys and
 storage names), :mod:`~skmm.cache.base` (the ``get_or_compute`` protocol),
 :mod:`~skmm.cache.memory`, :mod:`~skmm.cache.disk` (the two stores),
 :mod:`~skmm.cache.entry` (the file format of one entry),
-:mod:`~skmm.cache.eviction` (the disk's size bound) and
+:mod:`~skmm.cache.eviction` (the disk's size bound),
+:mod:`~skmm.cache.locking` (processes computing the same rows) and
 :mod:`~skmm.cache.shared` (:func:`get_cache`).  docs/cache.md is the guide.
 
 Keys
@@ -54,9 +55,13 @@ Several processes may share a directory: every entry is written to a uniquely
 named temporary file in its final directory and moved into place with
 :func:`os.replace`, which is atomic, so a reader sees either no file, an old
 complete file or a new complete file.  Two processes computing the same entry
-write identical bytes; the last rename wins.  Nothing is locked across
-processes and a crash leaves at most a stray ``.tmp`` file, which is never
-read (and deleted by eviction after an hour).  Writing is best effort: if the
+write identical bytes; the last rename wins.  Readers lock nothing; a
+process that misses rows holds an OS file lock on the fingerprint's ``LOCK``
+file while it computes and stores them, so another process missing the same
+rows waits and reads them instead of computing them again (the workers of a
+search encode each input once between them; :mod:`~skmm.cache.locking`).
+The lock goes away with its process, and a crash leaves at most a stray
+``.tmp`` file, which is never read (and deleted by eviction after an hour).  Writing is best effort: if the
 directory cannot be written the rows are still returned and a
 :class:`RuntimeWarning` says so.
 

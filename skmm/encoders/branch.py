@@ -46,6 +46,13 @@ class Branch:
         """
         return self.encoder.prepare(X) if self.trainable else self.encoder.encode(X)
 
+    def training_inputs(self, X):
+        """The inputs the network trains on: :meth:`inputs`, or for an image branch that
+        decodes per batch (``ImageEncoder(decode=...)``) a lazily decoded column."""
+        if self.trainable and hasattr(self.encoder, "training_inputs"):
+            return self.encoder.training_inputs(X)
+        return self.inputs(X)
+
     def fitted_encoder(self, module, *, tag=None):
         """The fitted encoder as it stands once the network trained ``module``.
 

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.utils.validation import validate_data
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import cache as _cache
 from ..backbones import Normalize
@@ -19,8 +19,12 @@ from ..utils.optional import import_optional
 from ..utils.validation import check_int, check_on_error, check_option
 from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
+from .streaming import LazyImages, check_paths
 
-__all__ = ["ImageEncoder"]
+__all__ = ["DECODE_UPFRONT_MAX_BYTES", "ImageEncoder"]
+
+#: With ``decode="auto"``, training pictures are decoded per batch when all of them would take more bytes.
+DECODE_UPFRONT_MAX_BYTES = 1 << 30
 
 
 class ImageEncoder(BaseEncoder):
@@ -66,6 +70,18 @@ class ImageEncoder(BaseEncoder):
         processes of the training loader (in the training process when 0), and
         draw from torch's RNG, which the classifier seeds from its
         ``random_state``.
+    decode : {"auto", "upfront", "per_batch"}, default="auto"
+        How a trainable branch inside FusionClassifier reads its training
+        pictures.  "upfront" decodes them all before training and keeps the
+        pixels (``3 * S * S`` bytes a row, cached, so a search decodes each
+        file once); "per_batch" decodes each batch's pictures in
+        ``num_workers`` loader workers as training draws it, every epoch, so
+        the memory of a fit stays flat however many rows it has (each file's
+        header is still opened first, so a missing or unreadable file fails
+        before training; a file damaged past its header fails during it);
+        "auto" is "per_batch" when the training pixels would take more than
+        1 GiB (``DECODE_UPFRONT_MAX_BYTES``).  Prediction and standalone
+        ``transform`` stream batches either way.
     batch_size : int, default=64
         Images per forward pass.
     num_workers : "auto" or int, default="auto"
@@ -146,6 +162,7 @@ class ImageEncoder(BaseEncoder):
         resize="pad",
         trainable="auto",
         augment="auto",
+        decode="auto",
         batch_size=64,
         num_workers="auto",
         device="auto",
@@ -165,6 +182,7 @@ class ImageEncoder(BaseEncoder):
         self.resize = resize
         self.trainable = trainable
         self.augment = augment
+        self.decode = decode
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.device = device
@@ -187,6 +205,7 @@ class ImageEncoder(BaseEncoder):
         resolve_num_workers(self.num_workers, 0, 1)  # a ValueError for anything but "auto" or an int >= 0
         check_int("image_size", self.image_size, allow_none=True)
         check_option("resize", self.resize, RESIZE_MODES)
+        check_option("decode", self.decode, ("auto", "upfront", "per_batch"))
         check_int("max_image_pixels", self.max_image_pixels, allow_none=True)
         check_on_error(self.on_error, allow_none=True)
         check_augment(self.augment)
@@ -291,6 +310,29 @@ class ImageEncoder(BaseEncoder):
         flat = np.array(flat, dtype=np.uint8, copy=True)
         flat[~present] = 255
         return flat.reshape(batch.n, 3, size, size), present
+
+    def training_inputs(self, X):
+        """Inputs a trainable branch trains on: :meth:`prepare`'s, or pictures decoded per batch.
+
+        With ``decode="per_batch"`` (or "auto" over ``DECODE_UPFRONT_MAX_BYTES``)
+        a column of paths gives a :class:`~skmm.encoders.streaming.LazyImages`
+        the training loader decodes batch by batch, and the rows whose file
+        header opened.
+        """
+        check_is_fitted(self)
+        batch = self._read(X, reset=False)
+        size = self.backbone_.image_size
+        per_batch = self.decode == "per_batch" or (
+            self.decode == "auto" and batch.n * 3 * size * size > DECODE_UPFRONT_MAX_BYTES
+        )
+        if batch.kind != "paths" or not per_batch:
+            return self._prepare_batch(batch)
+        present = check_paths(batch.values, index=batch.index, column=batch.column,
+                              max_image_pixels=self.max_image_pixels, on_error=self.on_error_)
+        images = LazyImages(batch.values, size, resize=self.resize, max_image_pixels=self.max_image_pixels,
+                            on_error=self.on_error_, index=batch.index, column=batch.column,
+                            num_workers=resolve_num_workers(self.num_workers, 2**31, 1))
+        return images, present
 
     def _iter_prepared(self, batch, positions):
         size = self.backbone_.image_size

@@ -93,6 +93,10 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         resolve_device(self.device)
         check_precision(self.precision)
         seed_of(self.random_state)  # a TypeError for anything but None, an int or a numpy generator
+        if getattr(self, "accelerator", None) is not None:
+            from ..fusion.accelerated import check_accelerator  # skorch.hf and accelerate, only when used
+
+            check_accelerator(self.accelerator)
 
     def _wide(self, name):
         """A wide-table parameter (columns, encoders, image_root, picture_pooling), or its default for an
@@ -165,7 +169,9 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         self._check_fusion_fits(list(modalities), kinds)
         # which columns share an encoder; an encoders= key that is no image/text column fails here
         groups = group_columns(modalities, self._wide("encoders"))
-        self.device_ = resolve_device(self.device)
+        accelerator = getattr(self, "accelerator", None)
+        # with an accelerator, this process's device is the one it gives the module
+        self.device_ = resolve_device(self.device) if accelerator is None else _device_of(accelerator)
         seed, _ = seed_of(self.random_state)
         self.fit_id_ = uuid.uuid4().hex  # tags features of the trained branches in the cache
         with seeded(seed):
@@ -199,13 +205,23 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
                     self.tabular_[name], net_branches[name] = fit_tabular(name, mod)
                     data.update(tabular_inputs(name, self.tabular_[name], mod.values))
                 else:
-                    data.update(self._branch_inputs(name, mod))
+                    data.update(self._branch_inputs(name, mod, training=True))
                     net_branches[name] = (branch_modules[self.encoder_groups_[name]], self.branches_[name].width)
             self.modalities_ = list(net_branches)
             self.modality_kinds_ = [modalities[n].kind for n in self.modalities_]
-            self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
+            # inputs decoded per batch by the loaders (ImageEncoder(decode="per_batch")): name -> loader workers
+            streamed = {n: v.num_workers for n, v in data.items() if getattr(v, "streamed", False)}
+            self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
+                                       accelerator=accelerator, streamed=streamed)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
+                if "iterator_valid__num_workers" in vars(self.net_):
+                    self.net_.iterator_valid__num_workers = 0  # predictions read inputs decoded beforehand
+                if accelerator is not None:
+                    from ..fusion.accelerated import plain_net
+
+                    self.net_ = plain_net(self.net_, lambda module: self._make_net(
+                        net_branches, n_outputs, class_weights, seed, augment=augment, module=module))
                 self._after_training(data, y_enc)
         return self
 
@@ -250,12 +266,14 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         trainable = any(getattr(branch, "trainable", False) for branch in self.branches_.values())
         return inference_threads(module=trainable, cores=free_cores() if trainable else 1)
 
-    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None):
-        """The skorch net (untrained) around a new FusionNet over ``net_branches``.
+    def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None, module=None, accelerator=None,
+                  streamed=None):
+        """The skorch net (untrained) around a new FusionNet over ``net_branches`` (or ``module``).
 
-        ``augment``: input name -> the augmentation of its training batches.
+        ``augment``: input name -> the augmentation of its training batches;
+        ``accelerator``: an ``accelerate.Accelerator`` that trains the net.
         """
-        module = FusionNet(
+        module = module if module is not None else FusionNet(
             net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
             dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
             unimodal_loss=self.unimodal_loss, kinds=self.modality_kinds_ if self.layout_ == "wide" else None,
@@ -267,7 +285,8 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
             warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
             validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
             early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
-            device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose,
+            device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose, accelerator=accelerator,
+            streamed=streamed,
         )
 
     # -- predict --------------------------------------------------------------------------
@@ -296,8 +315,11 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
                 data.update(self._branch_inputs(name, mod))
         return data
 
-    def _branch_inputs(self, name, mod):
-        """The net's inputs for an image/text modality: pooled pictures for multi-picture columns."""
+    def _branch_inputs(self, name, mod, training=False):
+        """The net's inputs for an image/text modality: pooled pictures for multi-picture columns.
+
+        ``training``: the inputs of fit, which a branch may decode per batch (``Branch.training_inputs``).
+        """
         pictures = getattr(self, "pictures_", {})
         if name in pictures:
             data = dict(zip((name, f"{name}_mask", f"{name}_items"), picture_inputs(self.branches_[name], mod.values)))
@@ -307,7 +329,8 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
                 f"column {mod.column!r} holds several pictures in a cell, but one picture per cell in fit; "
                 "refit with the lists in the training data"
             )
-        values, mask = self.branches_[name].inputs(mod.values)
+        branch = self.branches_[name]
+        values, mask = branch.training_inputs(mod.values) if training else branch.inputs(mod.values)
         return {name: values, f"{name}_mask": mask}
 
     def modality_weights(self, X):
@@ -373,3 +396,8 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.string = True
         return tags
+
+
+def _device_of(accelerator):
+    device = torch.device(accelerator.device)
+    return "cpu" if device.type == "cpu" else str(device)  # skmm names the CPU "cpu", not "cpu:0"

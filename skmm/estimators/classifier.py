@@ -191,6 +191,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         callbacks=None,
         device="auto",
         precision="auto",
+        accelerator=None,
         on_error=None,
         random_state=None,
         verbose=0,
@@ -227,6 +228,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.callbacks = callbacks
         self.device = device
         self.precision = precision
+        self.accelerator = accelerator
         self.on_error = on_error
         self.random_state = random_state
         self.verbose = verbose

@@ -112,6 +112,20 @@ TRAINING_PARAMETERS = """    validation_fraction : float or None, default=None
         convolutional branches train about twice as fast); "float32" never uses
         bf16.  Losses and probabilities stay float32.  Encoders whose own
         ``precision`` is "auto" take this one.
+    accelerator : accelerate.Accelerator or None, default=None
+        Train through Hugging Face Accelerate (skorch's ``AccelerateMixin``):
+        launched with ``accelerate launch`` or ``torchrun`` on several
+        processes (GPUs, machines, or CPU processes with gloo), each process
+        trains on its share of every epoch's batches and the gradients are
+        averaged, so all processes end with the same weights; the
+        accelerator's ``mixed_precision`` replaces ``precision`` in training,
+        and it places the network (``device`` is then ignored; encoders whose
+        ``device`` is "auto" run on the accelerator's device).  After ``fit``
+        the network is unwrapped into an ordinary one: the model predicts,
+        pickles like any other, and a pickled model does not keep the
+        accelerator (None after loading); for ``skmm.save``, which stores
+        parameters as plain data, ``set_params(accelerator=None)`` first.  Needs ``pip install
+        "skmm[accelerate]"``; see docs/scaling.md.
     on_error : {"raise", "warn", "ignore"} or None, default=None
         Policy for image files that are missing, unreadable, truncated, not
         images or over the encoder's ``max_image_pixels``, at fit and at predict:

@@ -122,6 +122,7 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
         callbacks=None,
         device="auto",
         precision="auto",
+        accelerator=None,
         on_error=None,
         random_state=None,
         verbose=0,
@@ -156,6 +157,7 @@ class FusionRegressor(RegressorMixin, BaseFusionEstimator):
         self.callbacks = callbacks
         self.device = device
         self.precision = precision
+        self.accelerator = accelerator
         self.on_error = on_error
         self.random_state = random_state
         self.verbose = verbose

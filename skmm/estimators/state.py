@@ -27,6 +27,10 @@ class FittedStateMixin:
     # -- persistence --------------------------------------------------------------------
     def __getstate__(self):
         state = self.__dict__.copy()
+        if state.get("accelerator") is not None:
+            # an Accelerator belongs to the processes of one run (their process group); the
+            # trained model pickles without it and predicts in any process
+            state["accelerator"] = None
         net = state.get("net_")
         extra = [a for a in _CUDA_DEPENDENT if a not in getattr(net, "cuda_dependent_attributes_", _CUDA_DEPENDENT)]
         if extra:

@@ -8,6 +8,7 @@ per row (skorch's classifier with bf16 autocast and the uni-modal auxiliary loss
 binary cross-entropy).
 """
 
+import contextlib
 import math
 
 import numpy as np
@@ -46,7 +47,8 @@ class _Autocast:
         self.precision = precision
 
     def infer(self, x, **fit_params):
-        with autocast(self.device, self.precision):
+        # device None: an accelerator places the module and runs its own autocast
+        with autocast(self.device, self.precision) if self.device is not None else contextlib.nullcontext():
             out = super().infer(x, **fit_params)
         if isinstance(out, tuple):
             logits, per, mask = out
@@ -140,12 +142,20 @@ class AugmentingCollate:
     new random transforms.
     """
 
-    def __init__(self, augment):
+    def __init__(self, augment, streamed=()):
         self.augment = dict(augment)
+        self.streamed = tuple(streamed)
 
     def __call__(self, rows):
         X, y = default_collate(rows)
         X = dict(X)
+        for name in self.streamed:
+            if not isinstance(X[name], (list, tuple)):
+                continue  # prediction inputs, decoded beforehand
+            # decoded per batch (skmm.encoders.streaming.LazyImages): (pixels, loaded) pairs
+            X[name], loaded = X[name]
+            mask = f"{name}_mask"
+            X[mask] = X[mask] & loaded if mask in X else loaded
         for name, augment in self.augment.items():
             X[name] = augment(X[name], X.get(f"{name}_mask"))
         return X, y
@@ -202,6 +212,8 @@ def build_net(
     precision="auto",
     seed=0,
     verbose=0,
+    accelerator=None,
+    streamed=None,
 ):
     """The skorch net that trains ``module``: AdamW, warm-up + cosine schedule, optional
     gradient clipping, and early stopping on a stratified validation split.
@@ -214,8 +226,10 @@ def build_net(
     weight of each label's positive rows) or None, ``label_smoothing`` goes to the
     CrossEntropyLoss criterion, ``augment`` maps input
     names to the augmentation of their training batches (see :class:`AugmentingCollate`;
-    the training loader gets the largest ``num_workers`` they ask for), ``seed``
-    fixes the validation split.
+    the training loader gets the largest ``num_workers`` they ask for), ``streamed``
+    maps input names decoded per batch to their loader workers, ``seed``
+    fixes the validation split.  With an ``accelerator`` (``accelerate.Accelerator``)
+    the net is an :class:`~skmm.fusion.accelerated.AcceleratedNet`, placed by it.
     """
     schedule = WarmupCosine(warmup_epochs, max_epochs)
     cbs = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
@@ -240,9 +254,15 @@ def build_net(
         kwargs["optimizer__param_groups"] = [("encoders.*", {"lr": backbone_lr})]
     if str(device).startswith("cuda"):
         kwargs.update(iterator_train__pin_memory=True, iterator_valid__pin_memory=True)
-    if augment:
-        kwargs["iterator_train__collate_fn"] = AugmentingCollate(augment)
-        workers = max(int(getattr(a, "num_workers", 0)) for a in augment.values())
+    if augment or streamed:
+        kwargs["iterator_train__collate_fn"] = AugmentingCollate(augment or {}, streamed or ())
+        workers = max([int(getattr(a, "num_workers", 0)) for a in (augment or {}).values()]
+                      + list((streamed or {}).values()))
+        if streamed:
+            # validation rows are decoded per batch too (never augmented)
+            kwargs["iterator_valid__collate_fn"] = AugmentingCollate({}, streamed)
+            if workers:
+                kwargs.update(iterator_valid__num_workers=workers, iterator_valid__worker_init_fn=_one_thread_worker)
         if workers:
             # skorch makes a new loader every epoch; each draws its workers' seeds from torch's RNG
             kwargs.update(iterator_train__num_workers=workers, iterator_train__worker_init_fn=_one_thread_worker)
@@ -258,6 +278,13 @@ def build_net(
         kwargs.update(criterion=LOSSES[loss], predict_nonlinearity=None)
     else:
         raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+    if accelerator is not None:
+        from .accelerated import accelerated_net_class  # skorch.hf and accelerate, only when asked for
+
+        net_class, device = accelerated_net_class(net_class), None
+        kwargs["accelerator"] = accelerator
+        # the epoch table from the main process only, and none at all with verbose=0
+        kwargs["callbacks__print_log__sink"] = getattr(accelerator, "print", print) if verbose else print
     return net_class(
         module,
         optimizer=torch.optim.AdamW,
