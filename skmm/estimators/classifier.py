@@ -61,6 +61,17 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         and a weight of a few units this approaches the classic late fusion of
         separately trained classifiers.  No effect on the single-modality
         ablations.
+    outlier_factor : float or None, default=None
+        Screening of broken modalities at prediction time.  After training,
+        each modality's projected embeddings of the training rows give a mean,
+        a spread and a threshold: ``outlier_factor`` times the 99th percentile
+        of the training rows' mean squared z-scores.  A row whose modality
+        scores above it (a picture or a text unlike any seen in training: a
+        recoloured photo, a text from another field) is predicted with that
+        modality treated as missing, so the other modalities decide (the
+        learned "missing" embedding is what ``modality_dropout`` trains).
+        None screens nothing; only fusions of two or more modalities are
+        screened.
     max_epochs : int, default=20
         Passes over the training rows (fewer with early stopping).
     batch_size : int, default=32
@@ -200,6 +211,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         modality_dropout=0.0,
         fusion_kwargs=None,
         unimodal_loss=0.0,
+        outlier_factor=None,
         max_epochs=20,
         batch_size=32,
         lr=1e-3,
@@ -230,6 +242,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.modality_dropout = modality_dropout
         self.fusion_kwargs = fusion_kwargs
         self.unimodal_loss = unimodal_loss
+        self.outlier_factor = outlier_factor
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.lr = lr
