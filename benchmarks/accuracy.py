@@ -163,6 +163,7 @@ def run_skmm(make, sets, seeds):
     return out, secs
 
 
+
 # ------------------------------------------------------------------ main
 
 
@@ -220,7 +221,7 @@ def cell(scores):
 
 
 def markdown(results, args, minutes):
-    lines = ["## accuracy: skmm against scikit-learn baselines on real image+text sets (issue 15)", "",
+    lines = [f"## {args.section}: skmm against scikit-learn baselines on real image+text sets (issue 15)", "",
              f"Command: `{command_line()}`", "",
              "Macro-F1 on each data set's test split and on two shifted copies (one modality changed at "
              "test time only: pictures greyscaled + inverted + blurred; texts cut to their first word). "
@@ -253,6 +254,8 @@ def main():
     ap.add_argument("--no-pretrained", action="store_true", help="skip the frozen pretrained encoders")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--section", default="accuracy",
+                    help="BENCHMARKS.md section to write (e.g. one per data set when they run separately)")
     args = ap.parse_args()
     if args.quick:
         args.max_train, args.max_test = args.max_train or 600, args.max_test or 300
@@ -265,7 +268,7 @@ def main():
     text = markdown(results, args, (time.perf_counter() - t0) / 60)
     print(text)
     if not args.no_write:
-        write_section("accuracy", text)
+        write_section(args.section, text)
 
 
 if __name__ == "__main__":

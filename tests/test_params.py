@@ -51,7 +51,6 @@ BAD = {
         "modality_dropout": [(-0.1, ValueError, r"modality_dropout must be in \[0, 1\)")],
         "fusion_kwargs": [([1], TypeError, "fusion_kwargs must be a dict")],
         "unimodal_loss": [(np.inf, ValueError, "unimodal_loss must be a finite number >= 0")],
-        "outlier_factor": [(0.0, ValueError, "outlier_factor must be"), ("2", ValueError, "outlier_factor")],
         "max_epochs": [(0, ValueError, "max_epochs must be a positive integer")],
         "batch_size": [("32", ValueError, "batch_size must be a positive integer")],
         "lr": [(0, ValueError, "lr must be a finite number > 0")],

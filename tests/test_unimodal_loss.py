@@ -137,7 +137,7 @@ def test_fitted_model_predicts_and_the_auxiliary_heads_learned_the_task(shapes_d
 
 def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
     df = shapes_df
-    a = fast_classifier(max_epochs=3).fit(df, df["label"]).predict_proba(df)
+    a = fast_classifier(max_epochs=3, unimodal_loss=0.0).fit(df, df["label"]).predict_proba(df)
     b = fast_classifier(max_epochs=3, unimodal_loss=1.0).fit(df, df["label"]).predict_proba(df)
     assert not np.allclose(a, b)
     search = GridSearchCV(fast_classifier(max_epochs=3), {"unimodal_loss": [0.0, 1.0]}, cv=2).fit(df, df["label"])

@@ -60,7 +60,6 @@ class BaseFusionEstimator(BaseEstimator):
         check_number("weight_decay", self.weight_decay, low=0)
         for name in ("backbone_lr", "grad_clip"):
             check_number(name, getattr(self, name), low=0, low_open=True, allow_none=True)
-        check_number("outlier_factor", getattr(self, "outlier_factor", None), low=0, low_open=True, allow_none=True)
         check_fraction("validation_fraction", self.validation_fraction, allow_none=True, allow_zero=False)
         if self.early_stopping_scoring is not None:
             if self.validation_fraction is None:
@@ -163,23 +162,7 @@ class BaseFusionEstimator(BaseEstimator):
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment)
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
-                if getattr(self, "outlier_factor", None) is not None:
-                    self._calibrate_outliers(data, self.outlier_factor)
         return self
-
-    def _calibrate_outliers(self, data, factor):
-        """Set the net's outlier screens from its projected embeddings of the training rows."""
-        module = self.net_.module_
-        module.eval()
-        n_rows = len(next(iter(data.values())))
-        found = {name: [] for name in module.modalities}
-        with torch.no_grad():
-            for start in range(0, n_rows, 256):
-                batch = {k: torch.as_tensor(v[start:start + 256]).to(self.net_.device) for k, v in data.items()}
-                for name, (z, mask) in module.project(**batch).items():
-                    found[name].append(z[mask].float().cpu())
-        embeddings = {name: torch.cat(parts) for name, parts in found.items()}
-        module.calibrate_outliers({k: v.to(self.net_.device) for k, v in embeddings.items()}, factor=factor)
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""

@@ -4,7 +4,6 @@ import torch
 from torch import nn
 
 from ..registry import fusions
-from .outliers import OutlierScreen
 
 __all__ = ["FusionNet", "Projection"]
 
@@ -59,11 +58,6 @@ class FusionNet(nn.Module):
         modality dropout).  FusionClassifier adds ``unimodal_loss`` times the
         mean of their cross-entropies to the loss of ``logits``.  In evaluation
         mode the forward pass returns ``logits`` alone.
-
-    Each modality also has an :class:`~skmm.fusion.outliers.OutlierScreen`
-    (``outliers``): once calibrated (:meth:`calibrate_outliers`), a modality
-    whose projected embedding is far outside the training rows' counts as
-    missing for that row in evaluation mode.
     """
 
     def __init__(self, branches, n_classes, fusion="concat", dim=128, hidden_dim=128, dropout=0.1,
@@ -73,7 +67,6 @@ class FusionNet(nn.Module):
         self.encoders = nn.ModuleDict({n: enc if enc is not None else nn.Identity() for n, (enc, _) in branches.items()})
         self.projections = nn.ModuleDict({n: Projection(d, dim, dropout) for n, (_, d) in branches.items()})
         self.missing = nn.ParameterDict({n: nn.Parameter(torch.zeros(dim)) for n in branches})
-        self.outliers = nn.ModuleDict({n: OutlierScreen(dim) for n in branches})
         self.modality_dropout = float(modality_dropout)
         self.fusion = fusions.get(fusion)(self.modalities, dim, n_classes, **(fusion_kwargs or {}))
         if getattr(self.fusion, "produces_logits", False):
@@ -103,9 +96,8 @@ class FusionNet(nn.Module):
         """Projected per-modality embeddings (missing rows replaced), in modality order."""
         return self._embed(inputs)[0]
 
-    def project(self, **inputs):
-        """Projected embeddings and masks of each modality, as given (no replacement, no screening)."""
-        out = {}
+    def _embed(self, inputs):
+        zs, masks = [], []
         for name in self.modalities:
             x = inputs[name]
             if x.dtype == torch.float64:
@@ -114,29 +106,8 @@ class FusionNet(nn.Module):
             mask = inputs.get(f"{name}_mask")
             if mask is None:
                 mask = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
-            out[name] = (z, mask.bool())
-        return out
-
-    @torch.no_grad()
-    def calibrate_outliers(self, embeddings, *, factor, quantile=0.99):
-        """Calibrate the outlier screens from the training rows' projected embeddings.
-
-        ``embeddings``: modality -> (N, dim) embeddings of the rows that have it
-        (from :meth:`project` in evaluation mode).  Only a fusion of two or more
-        modalities is screened: a lone modality has nothing to fall back on.
-        """
-        used = [self.modalities[i] for i in getattr(self.fusion, "used_modalities", range(len(self.modalities)))]
-        if len(used) < 2:
-            return
-        for name in used:
-            self.outliers[name].calibrate(embeddings[name], factor=factor, quantile=quantile)
-
-    def _embed(self, inputs):
-        zs, masks = [], []
-        for name, (z, mask) in self.project(**inputs).items():
-            if not self.training:
-                mask = mask & self.outliers[name].keep(z)
-            elif self.modality_dropout > 0:
+            mask = mask.bool()
+            if self.training and self.modality_dropout > 0:
                 mask = mask & (torch.rand(mask.shape, device=mask.device) >= self.modality_dropout)
             zs.append(torch.where(mask[:, None], z, self.missing[name].to(z.dtype)))
             masks.append(mask)
