@@ -20,7 +20,10 @@ import pandas as pd
 from PIL import Image, ImageFilter, ImageOps
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-CLIPART_BUILD = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "clipart", "build.py")
+# the clipart builder lives next to the checkout (as for benchmarks/clipart.py); SKMM_CLIPART_BUILD overrides
+CLIPART_BUILD = os.environ.get("SKMM_CLIPART_BUILD") or next(
+    (p for p in (os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "clipart", "build.py"),
+                 "/work/shared/data/clipart/build.py") if os.path.exists(p)), "build.py")
 BUILDERS = {
     "clipart": (CLIPART_BUILD, "clipart.csv"),
     "tabler": (os.path.join(HERE, "data", "tabler", "build.py"), "tabler.csv"),
