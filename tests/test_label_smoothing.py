@@ -26,7 +26,7 @@ def _loss_of_a_fixed_batch(clf, X, y):
 @pytest.mark.parametrize("smoothing", [0.0, 0.2])
 def test_the_loss_is_torch_cross_entropy_with_label_smoothing(frame, smoothing):
     X, y = frame
-    clf = three_epochs(label_smoothing=smoothing).fit(X, y)
+    clf = three_epochs(label_smoothing=smoothing, unimodal_loss=0.0).fit(X, y)
     assert clf.net_.criterion_.label_smoothing == smoothing
     loss, logits, target = _loss_of_a_fixed_batch(clf, X, y)
     torch.testing.assert_close(loss, F.cross_entropy(logits, target, label_smoothing=smoothing))
@@ -34,7 +34,7 @@ def test_the_loss_is_torch_cross_entropy_with_label_smoothing(frame, smoothing):
 
 def test_smoothing_changes_the_loss(frame):
     X, y = frame
-    clf = three_epochs().fit(X, y)
+    clf = three_epochs(unimodal_loss=0.0, modality_dropout=0.0).fit(X, y)
     loss, logits, target = _loss_of_a_fixed_batch(clf, X, y)
     clf.net_.criterion_.label_smoothing = 0.3
     smoothed, _, _ = _loss_of_a_fixed_batch(clf, X, y)
@@ -45,7 +45,7 @@ def test_smoothing_changes_the_loss(frame):
 def test_auxiliary_losses_use_the_same_smoothing_and_class_weights(frame):
     X, y = frame
     weights = {"red-circle": 2.0, "blue-square": 0.5}
-    clf = three_epochs(label_smoothing=0.1, unimodal_loss=0.7, class_weight=weights).fit(X, y)
+    clf = three_epochs(label_smoothing=0.1, unimodal_loss=0.7, modality_dropout=0.0, class_weight=weights).fit(X, y)
     loss, (logits, per, mask), target = _loss_of_a_fixed_batch(clf, X, y)
     w = torch.tensor([weights.get(c, 1.0) for c in clf.classes_], dtype=torch.float32)
     fused = F.cross_entropy(logits, target, weight=w, label_smoothing=0.1)

@@ -137,7 +137,7 @@ def test_fitted_model_predicts_and_the_auxiliary_heads_learned_the_task(shapes_d
 
 def test_unimodal_loss_changes_training_and_is_searchable(shapes_df):
     df = shapes_df
-    a = fast_classifier(max_epochs=3).fit(df, df["label"]).predict_proba(df)
+    a = fast_classifier(max_epochs=3, unimodal_loss=0.0).fit(df, df["label"]).predict_proba(df)
     b = fast_classifier(max_epochs=3, unimodal_loss=1.0).fit(df, df["label"]).predict_proba(df)
     assert not np.allclose(a, b)
     search = GridSearchCV(fast_classifier(max_epochs=3), {"unimodal_loss": [0.0, 1.0]}, cv=2).fit(df, df["label"])
@@ -199,3 +199,11 @@ def test_a_plugin_fusion_that_is_a_plain_module(max_fusion):
     assert module.unimodal == [0, 1, 2] and len(module.unimodal_heads) == 3
     logits, per, mask = module(**batch(modalities=("image", "text", "numeric")))
     assert logits.shape == (7, N_CLASSES) and per.shape == (7, 3, N_CLASSES) and mask.all()
+
+
+def test_defaults_train_auxiliary_heads_and_hide_modalities(shapes_df):
+    """FusionClassifier's defaults (chosen on benchmarks/accuracy.py): unimodal_loss=1.0, modality_dropout=0.2."""
+    df = shapes_df
+    module = fast_classifier(max_epochs=1).fit(df, df["label"]).net_.module_
+    assert module.unimodal == [0, 1] and len(module.unimodal_heads) == 2
+    assert module.modality_dropout == 0.2

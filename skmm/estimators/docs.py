@@ -6,7 +6,7 @@ encoders, fusion and training parameters; their docstrings are assembled from
 :data:`TRAINING_PARAMETERS` (those after them), in signature order.
 """
 
-__all__ = ["SHARED_PARAMETERS", "TRAINING_PARAMETERS"]
+__all__ = ["SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
 
 #: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
@@ -140,3 +140,22 @@ TRAINING_PARAMETERS = """    validation_fraction : float or None, default=None
     verbose : int, default=0
         1 prints skorch's per-epoch table and encoding progress.
 """
+
+
+def replace_entries(text, *entries):
+    """``text`` (numpydoc parameter entries) with the entries named by ``entries`` replaced by them.
+
+    Each of ``entries`` is a whole entry (``"    name : type, default=...\\n"`` and
+    its description): an estimator whose default differs from the shared one
+    documents its own.
+    """
+    lines = text.splitlines(keepends=True)
+    for entry in entries:
+        name = entry.split(":", 1)[0].strip()
+        start = next(i for i, line in enumerate(lines) if line.startswith(f"    {name} :"))
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("    ") and not lines[i].startswith("     ")),
+            len(lines),
+        )
+        lines[start:end] = entry.splitlines(keepends=True)
+    return "".join(lines)
