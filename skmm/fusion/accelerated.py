@@ -40,6 +40,10 @@ class AccelerateFusionMixin(AccelerateMixin):
         finally:
             self._criteria = criteria
 
+    def unimodal_weight(self):
+        # the accelerator wraps the FusionNet (DistributedDataParallel with several processes)
+        return self.accelerator.unwrap_model(self.module_).unimodal_loss
+
     def on_train_end(self, net, X=None, y=None, **kwargs):
         # The gradients are averaged, so the parameters agree across processes; buffers such
         # as batch-norm statistics are updated by each process's own batches. The main

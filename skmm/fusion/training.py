@@ -69,8 +69,12 @@ class _Autocast:
                 if term is not None:
                     losses.append(term)
         if losses:
-            loss = loss + self.module_.unimodal_loss * torch.stack(losses).mean()
+            loss = loss + self.unimodal_weight() * torch.stack(losses).mean()
         return loss
+
+    def unimodal_weight(self):
+        """The FusionNet's ``unimodal_loss``, the weight of the auxiliary losses."""
+        return self.module_.unimodal_loss
 
     def modality_loss(self, outputs, y):
         """The criterion on one modality's outputs (its rows only); None to skip it."""
