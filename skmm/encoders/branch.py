@@ -47,8 +47,11 @@ class Branch:
         return self.encoder.prepare(X) if self.trainable else self.encoder.encode(X)
 
     def training_inputs(self, X):
-        """The inputs the network trains on: :meth:`inputs`, or for an image branch that
-        decodes per batch (``ImageEncoder(decode=...)``) a lazily decoded column."""
+        """The inputs the network trains on.
+
+        :meth:`inputs`, or for an image branch that decodes per batch
+        (``ImageEncoder(decode=...)``) a lazily decoded column.
+        """
         if self.trainable and hasattr(self.encoder, "training_inputs"):
             return self.encoder.training_inputs(X)
         return self.inputs(X)
