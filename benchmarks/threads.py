@@ -30,7 +30,6 @@ import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -39,6 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from benchmarks.attention import busy_processes  # noqa: E402  (processes spinning on the CPU)
 from benchmarks.latency import load_clipart, log  # noqa: E402
 from benchmarks.report import command_line, write_section  # noqa: E402
 
@@ -48,19 +48,6 @@ from skmm.utils.threads import available_cores  # noqa: E402
 
 FUSIONS = ["concat", "gated", "attention", "late"]
 LOADS = [0, 1, 2]
-
-
-@contextmanager
-def busy_processes(n):
-    """``n`` processes spinning on the CPU while the block runs."""
-    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
-    try:
-        time.sleep(0.5)
-        yield
-    finally:
-        for p in procs:
-            p.kill()
-            p.wait()
 
 
 @contextmanager
