@@ -361,18 +361,38 @@ def test_encoders_take_several_columns_one_block_each(wide, tmp_path):
         image.transform(wide[["back", "front"]])  # the columns of fit, in their order
 
     texts = wide.assign(note=wide["brand"] + " item")
-    ct = make_column_transformer(
+    ct = make_column_transformer(  # one entry per kind covers 2 image + 2 text columns
         (ImageEncoder("pixels", image_size=4), ["front", "back"]),
-        (TextEncoder("tfidf", per_column=True), ["title", "note"]),
+        (TextEncoder("tfidf"), ["title", "note"]),
     ).set_output(transform="pandas")
     frame = ct.fit_transform(texts)
     text = ct.named_transformers_["textencoder"]
     vocab = text.backbone_.vectorizer.vocabulary_
     assert {"acme", "item", "red"} <= set(vocab)  # one vocabulary, learned from both columns
     assert frame.shape[1] == 2 * width + 2 * len(vocab)
+    text_names = text.get_feature_names_out()
+    assert list(text_names[:2]) == ["title_textencoder0", "title_textencoder1"]
+    assert text_names[len(vocab)] == "note_textencoder0"
     assert "textencoder__note_textencoder0" in frame.columns and "imageencoder__back_imageencoder0" in frame.columns
-    # joined texts (the default) stay one block
-    assert TextEncoder("tfidf").fit_transform(texts[["title", "note"]]).shape[1] == len(vocab)
+    np.testing.assert_allclose(  # each block is its column's features under the shared vocabulary
+        frame.filter(like="textencoder__note_").to_numpy(), text.backbone_.prepare(list(texts["note"])), atol=1e-6
+    )
+    # joining the texts stays available: one block
+    joined = TextEncoder("tfidf", per_column=False).fit(texts[["title", "note"]])
+    assert joined.transform(texts[["title", "note"]]).shape[1] == len(vocab)
+    assert joined.get_feature_names_out()[0] == "textencoder0"
+    # a one-column 2-D input (a ColumnTransformer given ["title"]) gives the features it always gave
+    one = make_column_transformer((TextEncoder("tfidf"), ["title"])).fit(texts)
+    np.testing.assert_allclose(one.transform(texts), TextEncoder("tfidf").fit_transform(texts["title"]))
+    assert one.get_feature_names_out()[0] == "textencoder__textencoder0"
+    # and a FusionClassifier trains on the encoded wide table
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(ct, FusionClassifier(max_epochs=2, dim=8, hidden_dim=8, random_state=0, device="cpu"))
+    model.fit(texts, wide["label"])
+    assert model[-1].layout_ == "blocks" and sorted(model[-1].modalities_) == ["image", "text"]
+    assert model[-1].n_features_in_ == frame.shape[1]
+    assert set(model.predict(texts)) <= set(wide["label"])
     skmm.save(image, tmp_path / "image")
     np.testing.assert_allclose(skmm.load(tmp_path / "image").transform(wide[["front", "back"]]), out)
 
