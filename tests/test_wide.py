@@ -70,10 +70,8 @@ def test_encoders_gives_a_column_its_own_encoder(wide):
 
 def test_image_col_and_text_col_still_work_and_exclude_columns(wide):
     clf = _clf(columns=None, image_col="front", text_col="title", max_epochs=1)
-    with pytest.warns(UserWarning, match="ignores"):
-        pass_through = FusionClassifier(image="pixels", text="tfidf", max_epochs=1, device="cpu")
-        pass_through.fit(wide.drop(columns=["back", "price", "brand"]).assign(extra=wide["brand"]), wide["label"])
-    assert clf.fit(wide, wide["label"]).modalities_ == ["image", "text"]
+    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['back', 'price', 'brand'\]"):
+        assert clf.fit(wide, wide["label"]).modalities_ == ["image", "text"]
     assert clf.column_roles_["front"] == "image" and clf.column_roles_["brand"].startswith("ignored")
     with pytest.raises(ValueError, match="either columns= or image_col="):
         _clf(image_col="front").fit(wide, wide["label"])
@@ -173,6 +171,34 @@ def test_roles_are_detected_with_reasons(wide, capsys):
     assert clf.column_roles_["front"] == "image" and clf.modalities_[:2] == ["front", "back"]
     out = capsys.readouterr().out
     assert "FusionClassifier reads front=image, back=image, title=text" in out and "ignores label" in out
+
+
+def test_detection_is_the_default_when_no_roles_are_given(wide, capsys):
+    from skmm import FusionRegressor
+
+    X = wide.assign(sku=[f"SKU{i}" for i in range(len(wide))])
+    with pytest.warns(UserWarning, match=r"ignores columns of X: 'sku' \(identifier"):
+        clf = _clf(columns=None, verbose=1, max_epochs=1).fit(X, wide["label"])
+    assert clf.layout_ == "wide" and clf.modalities_ == list(COLUMNS)
+    assert clf.column_roles_ == {**COLUMNS, "label": "ignored: equal to y (the target)",
+                                 "sku": "ignored: identifier (every value distinct)"}
+    assert clf.encoder_groups_ == {"front": "front", "back": "front", "title": "title"}  # one encoder per kind
+    assert "FusionClassifier reads front=image, back=image, title=text, price=numeric, brand=categorical" in (
+        capsys.readouterr().out)
+    with pytest.warns(UserWarning, match="'sku'"):
+        auto = _clf(columns="auto", max_epochs=1).fit(X, wide["label"])
+    np.testing.assert_allclose(clf.predict_proba(X), auto.predict_proba(X), atol=1e-6)  # the same model as "auto"
+    with pytest.raises(ValueError, match=r"\['price'\].*missing from X"):
+        clf.predict(X.drop(columns="price"))
+    # a regressor reads the table the same way; its target column is left out
+    reg = FusionRegressor(image=ImageEncoder("pixels", image_size=8), text="tfidf", max_epochs=1, dim=8,
+                          hidden_dim=8, random_state=0, device="cpu").fit(wide, wide["price"])
+    assert reg.column_roles_["price"] == "ignored: equal to y (the target)"
+    assert reg.modalities_ == ["front", "back", "title", "brand", "label"]
+    # one image column of several pictures per cell (and a text) is a wide table too: its pictures pooled
+    gallery = _gallery(wide)[["gallery", "title", "label"]]
+    clf = _clf(columns=None, max_epochs=1).fit(gallery, wide["label"])
+    assert clf.modalities_ == ["gallery", "title"] and clf.pictures_ == {"gallery": "mean"}
 
 
 def test_ambiguous_short_strings_raise_naming_the_column_and_the_parameter(wide, no_training):

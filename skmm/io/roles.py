@@ -13,11 +13,15 @@ import pandas as pd
 from .columns import is_text_column, looks_like_image_paths, same_as_target
 
 __all__ = [
-    "PICTURE_SEPARATOR", "ROLES", "check_columns_param", "detect_roles", "is_list_cell", "resolve_path", "split_pictures",
+    "PICTURE_SEPARATOR", "ROLES", "TARGET", "check_columns_param", "detect_roles", "is_list_cell", "resolve_path",
+    "split_pictures",
 ]
 
 #: The roles a column can play.
 ROLES = ("image", "text", "numeric", "categorical")
+
+#: Why the column equal to ``y`` is left out (a label kept inside X, never a feature).
+TARGET = "equal to y (the target)"
 
 #: Separator of several picture paths in one CSV cell (``"front.jpg;back.jpg"``).
 PICTURE_SEPARATOR = ";"
@@ -122,7 +126,8 @@ def _role_of(series):
         return "text", None
     raise ValueError(
         f"column {name!r} is ambiguous: short strings ({words:.1f} words on average), {unique} distinct "
-        f"values in {len(strings)} rows; declare its role ('text' or 'categorical') in columns="
+        f"values in {len(strings)} rows; declare its role ('text' or 'categorical') in columns= "
+        "(or name it text_col= to read it as the one text column)"
     )
 
 
@@ -160,7 +165,7 @@ def detect_roles(X, y=None):
     for column in X.columns:
         series = X[column]
         if same_as_target(series, y):
-            ignored[column] = "equal to y (the target)"
+            ignored[column] = TARGET
             continue
         role, why = _role_of(series)
         if role is None:
