@@ -165,6 +165,8 @@ def test_roles_are_detected_with_reasons(wide, capsys):
     assert roles == {**COLUMNS, "on_sale": "categorical"}
     assert ignored == {"label": "equal to y (the target)", "sku": "identifier (every value distinct)",
                        "row": "identifier (distinct consecutive integers)", "empty": "no values (all missing)"}
+    dated = X.assign(listed=pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(X)) % 3, unit="D"))
+    assert detect_roles(dated, wide["label"])[1]["listed"].startswith("dates or durations")  # left out, said why
     with pytest.warns(UserWarning, match=r"ignores columns of X: 'sku' \(identifier"):
         clf = _clf(columns="auto", verbose=1, max_epochs=1).fit(X, wide["label"])
     assert clf.column_roles_["sku"] == "ignored: identifier (every value distinct)"

@@ -93,6 +93,8 @@ def _role_of(series):
         return None, "no values (all missing)"
     if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical", None
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return None, "dates or durations (no role reads them: convert them to numbers to use them)"
     if pd.api.types.is_numeric_dtype(series):
         if pd.api.types.is_integer_dtype(series) and len(present) > 2 and present.is_unique:
             if int(present.max()) - int(present.min()) + 1 == len(present):
@@ -135,7 +137,8 @@ def detect_roles(X, y=None):
     """The role of every column of ``X``, or why it is left out.
 
     Rules, in order: a column equal to ``y`` is the target; a column with no
-    value is left out; booleans and pandas Categoricals are categorical;
+    value is left out; booleans and pandas Categoricals are categorical; dates
+    and durations are left out;
     numbers are numeric, except distinct consecutive integers (a row
     identifier); lists of image paths, image paths and ``";"``-separated
     image paths are images; strings of one word, all distinct, are
