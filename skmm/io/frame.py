@@ -96,7 +96,7 @@ class InputLayout:
     >>> import pandas as pd
     >>> from sklearn.base import BaseEstimator
     >>> from skmm.io.frame import InputLayout
-    >>> X = pd.DataFrame({"photo": ["a.png", "b.png"], "title": ["a cat", "a dog"]})
+    >>> X = pd.DataFrame({"photo": ["a.png", "b.png"], "title": ["a black cat asleep", "a small dog"]})
     >>> layout = InputLayout()
     >>> mods = layout.fit_read(X, estimator=BaseEstimator())
     >>> layout.kind_, layout.image_col_, layout.text_col_, list(mods)
