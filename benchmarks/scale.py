@@ -5,7 +5,8 @@ Three measurements, each side by side in one run:
 1. ``rss``: peak resident memory of a FusionClassifier fit with a trainable CNN
    at 64 px on the clipart rows repeated 1x, 4x and 16x, decoding every
    picture before training (``decode="upfront"``) or per batch in the loader
-   workers (``decode="per_batch"``).  Each fit runs in a fresh process;
+   workers (``decode="per_batch"``), with the frozen text features in memory or
+   in a file read per batch (``SKMM_SPILL_BYTES``).  Each fit runs in a fresh process;
    its peak RSS (``ru_maxrss``) includes the loader workers' own.
 2. ``cache``: the disk cache with 10^5 and 10^6 synthetic entries (512
    float32 each): writing, reading back (cold cache object), 10,000 random
@@ -87,19 +88,24 @@ def thumbnails(scratch):
     return table, len(df)
 
 
-def run_rss(scratch, repeats):
+# Where a fit keeps the frozen text features: in memory, or in a file read per batch (skmm.encoders.spill).
+_FEATURES = {"memory": "100G", "file": "0"}
+
+
+def run_rss(scratch, repeats, variants):
+    """Each ``(decode, features)`` variant at each repeat, in a fresh process."""
     table, n = thumbnails(scratch)
     script = os.path.join(scratch, "fit.py")
     with open(script, "w") as f:
         f.write(_FIT)
-    env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1")
     rows = []
     for repeat in repeats:
-        for decode in ("upfront", "per_batch"):
+        for decode, features in variants:
+            env = dict(os.environ, PYTHONPATH=ROOT, OMP_NUM_THREADS="1", SKMM_SPILL_BYTES=_FEATURES[features])
             proc = subprocess.run([sys.executable, script, table, decode, str(repeat)], capture_output=True,
                                   text=True, env=env, check=True)
             result = json.loads(proc.stdout.strip().splitlines()[-1])
-            result.update(repeat=repeat, decode=decode)
+            result.update(repeat=repeat, decode=decode, features=features)
             print(result, flush=True)
             rows.append(result)
     return n, rows
@@ -205,19 +211,24 @@ def markdown(rss, cache, dask_row):
              f"`{command_line()}`, on this machine (2 cores shared with other jobs).", ""]
     if rss:
         n, rows = rss
-        lines += [f"**Peak RSS of a fit** (trainable CNN at 64 px with channels (4, 8), tfidf text, 1 epoch, batch 64, 1 loader worker; "
-                  f"the {n} clipart rows repeated; fresh process per fit, RSS of the training process):", "",
-                  "| rows | decode | peak RSS (MiB) | loader worker peak (MiB) | fit (s) |", "|---|---|---|---|---|"]
+        lines += [f"**Peak RSS of a fit** (trainable CNN at 64 px with channels (4, 8), frozen tfidf text (3,040 "
+                  f"features a row), 1 epoch, batch 64, 1 loader worker; the {n} clipart rows repeated; fresh process "
+                  "per fit; text features in memory, or in a file read per batch, `SKMM_SPILL_BYTES=0`):", "",
+                  "| rows | decode | text features | peak RSS (MiB) | loader worker peak (MiB) | fit (s) |",
+                  "|---|---|---|---|---|---|"]
         for r in rows:
-            lines.append(f"| {r['rows']} | {r['decode']} | {r['rss_mib']:.0f} | {r['worker_rss_mib']:.0f} | "
-                         f"{r['seconds']:.1f} |")
-        by = {(r["repeat"], r["decode"]): r for r in rows}
+            lines.append(f"| {r['rows']:,} | {r['decode']} | {r['features']} | {r['rss_mib']:,.0f} | "
+                         f"{r['worker_rss_mib']:,.0f} | {r['seconds']:.0f} |")
+        by = {(r["repeat"], r["decode"], r["features"]): r for r in rows}
         reps = sorted({r["repeat"] for r in rows})
         lo, hi = reps[0], reps[-1]
-        for decode in ("upfront", "per_batch"):
-            grow = by[hi, decode]["rss_mib"] - by[lo, decode]["rss_mib"]
-            lines.append(f"\n{decode}: {hi}x the rows of {lo}x costs {grow:+.0f} MiB of peak RSS "
-                         f"(ratio {by[hi, decode]['rss_mib'] / by[lo, decode]['rss_mib']:.2f}).")
+        for decode, features in sorted({(r["decode"], r["features"]) for r in rows}):
+            a, b = by.get((lo, decode, features)), by.get((hi, decode, features))
+            if a and b:
+                grow = b["rss_mib"] - a["rss_mib"]
+                per_row = grow * 2**20 / (b["rows"] - a["rows"]) / 1000
+                lines.append(f"\n{decode}, features in {features}: {hi}x the rows of {lo}x costs {grow:+,.0f} MiB of "
+                             f"peak RSS ({per_row:+.1f} KB a row; ratio {b['rss_mib'] / a['rss_mib']:.2f}).")
         lines.append("")
     if cache:
         lines += ["**Disk cache** (512 float32 a row, unsigned, memory front off; written in blocks of 10,000 keys "
@@ -253,7 +264,9 @@ def markdown(rss, cache, dask_row):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", default="rss,cache,dask")
-    parser.add_argument("--repeats", default="1,4,16")
+    parser.add_argument("--repeats", default="4,16")
+    parser.add_argument("--rss-variants", default="upfront:memory,per_batch:memory,per_batch:file",
+                        help="decode:features pairs (features: memory or file)")
     parser.add_argument("--cache-sizes", default="100000,1000000")
     parser.add_argument("--old-ref", help="also measure the disk cache of this git commit (one file per entry)")
     parser.add_argument("--old-sizes", default="100000", help="the sizes to measure the old store at")
@@ -264,7 +277,8 @@ def main():
     scratch = args.scratch or tempfile.mkdtemp(prefix="skmm-scale-")
     os.makedirs(scratch, exist_ok=True)
     try:
-        rss = run_rss(scratch, [int(r) for r in args.repeats.split(",")]) if "rss" in parts else None
+        variants = [tuple(v.split(":")) for v in args.rss_variants.split(",")]
+        rss = run_rss(scratch, [int(r) for r in args.repeats.split(",")], variants) if "rss" in parts else None
         cache = run_cache(scratch, [int(n) for n in args.cache_sizes.split(",")], args.old_ref,
                           [int(n) for n in args.old_sizes.split(",")]) if "cache" in parts else None
         dask_row = run_dask(scratch) if "dask" in parts else None
