@@ -22,7 +22,8 @@ def stored(cache, fingerprint, key, dtype="float32"):
     space, name = _where(fingerprint, key, dtype)
     with _open(cache) as db:
         row = db.execute(
-            "SELECT data FROM entries JOIN spaces ON spaces.id = entries.space WHERE spaces.name = ? AND key = ?",
+            "SELECT data FROM entries JOIN spaces ON spaces.id = entries.space JOIN blobs ON blobs.id = entries.id "
+            "WHERE spaces.name = ? AND key = ?",
             (space, name),
         ).fetchone()
     return None if row is None else bytes(row[0])
@@ -33,8 +34,9 @@ def put(cache, fingerprint, key, blob, dtype="float32"):
     space, name = _where(fingerprint, key, dtype)
     with _open(cache) as db:
         n = db.execute(
-            "UPDATE entries SET data = ?, size = ? WHERE key = ? AND space = (SELECT id FROM spaces WHERE name = ?)",
-            (blob, len(blob), name, space),
+            "UPDATE blobs SET data = ? WHERE id = "
+            "(SELECT id FROM entries WHERE key = ? AND space = (SELECT id FROM spaces WHERE name = ?))",
+            (blob, name, space),
         ).rowcount
     assert n == 1
 
@@ -54,7 +56,9 @@ def last_used(cache, fingerprint, keys, hours_ago, dtype="float32"):
 def count(cache):
     """How many entries the database holds (counted, not read from the per-space totals)."""
     with _open(cache) as db:
-        return db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        n = db.execute("SELECT count(*) FROM entries").fetchone()[0]
+        assert db.execute("SELECT count(*) FROM blobs").fetchone()[0] == n  # no orphan blobs
+        return n
 
 
 def put_zeros(cache, fingerprint, key, nbytes, dtype="float32"):
@@ -62,6 +66,7 @@ def put_zeros(cache, fingerprint, key, nbytes, dtype="float32"):
     space, name = _where(fingerprint, key, dtype)
     with _open(cache) as db:
         db.execute(
-            "UPDATE entries SET data = zeroblob(?), size = ? WHERE key = ? AND space = (SELECT id FROM spaces WHERE name = ?)",
-            (nbytes, nbytes, name, space),
+            "UPDATE blobs SET data = zeroblob(?) WHERE id = "
+            "(SELECT id FROM entries WHERE key = ? AND space = (SELECT id FROM spaces WHERE name = ?))",
+            (nbytes, name, space),
         )

@@ -5,13 +5,16 @@ Layout of a cache directory::
     cache_dir/skmm-cache.sqlite3        every entry (and its -wal and -shm companions)
     cache_dir/locks/<space name>.lock   held while a process computes a space's missing rows
 
-Two tables: ``spaces`` (one row per fingerprint and dtype: its storage name,
-the fingerprint and dtype for display, and the number and bytes of its
-entries, kept by triggers so that neither :meth:`SQLiteStore.info` nor the
-size bound ever scans the entries) and ``entries`` (space, the 16 bytes of
-the key's storage name, the time it was last used, its size and the entry
-bytes of :mod:`skmm.cache.entry`), with a unique index on (space, key) and an
-index on the time last used for eviction.
+Three tables: ``spaces`` (one row per fingerprint and dtype: its storage
+name, the fingerprint and dtype for display, and the number and bytes of its
+entries, kept by triggers so that neither the disk cache's ``info()`` nor the
+size bound ever scans the entries), ``entries`` (space, the 16 bytes of the
+key's storage name, the time it was last used and the entry's size, with a
+unique index on (space, key) and an index on the time last used for
+eviction) and ``blobs`` (the entry bytes of :mod:`skmm.cache.entry`, under
+the id of their row in ``entries``).  The bytes sit apart so that refreshing
+the time an entry was last used rewrites a small row, not the page holding
+its data.
 
 SQLite is made for this: a write is one transaction, so a reader in another
 process sees either none or all of a batch; in WAL mode readers never wait for
@@ -61,8 +64,11 @@ CREATE TABLE IF NOT EXISTS entries (
     key BLOB NOT NULL,
     used INTEGER NOT NULL,
     size INTEGER NOT NULL,
-    data BLOB NOT NULL,
     UNIQUE (space, key)
+);
+CREATE TABLE IF NOT EXISTS blobs (
+    id INTEGER PRIMARY KEY,
+    data BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS entries_used ON entries (used);
 CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
@@ -70,6 +76,7 @@ CREATE TRIGGER IF NOT EXISTS entries_added AFTER INSERT ON entries BEGIN
 END;
 CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
     UPDATE spaces SET entries = entries - 1, bytes = bytes - old.size WHERE id = old.space;
+    DELETE FROM blobs WHERE id = old.id;
 END;
 CREATE TRIGGER IF NOT EXISTS entries_replaced AFTER UPDATE OF size ON entries BEGIN
     UPDATE spaces SET bytes = bytes - old.size + new.size WHERE id = new.space;
@@ -180,8 +187,8 @@ class SQLiteStore:
                 chunk = keys[i : i + _CHUNK]
                 marks = ",".join("?" * len(chunk))
                 for key, rowid, used, data in db.execute(
-                    f"SELECT key, id, used, CASE WHEN length(data) <= ? THEN data END FROM entries "
-                    f"WHERE space = ? AND key IN ({marks})",
+                    f"SELECT e.key, e.id, e.used, CASE WHEN length(b.data) <= ? THEN b.data END "
+                    f"FROM entries AS e JOIN blobs AS b ON b.id = e.id WHERE e.space = ? AND e.key IN ({marks})",
                     (max_size, sid, *chunk),
                 ):
                     found[bytes(key)] = data
@@ -221,10 +228,14 @@ class SQLiteStore:
                 )
                 (sid,) = db.execute("SELECT id FROM spaces WHERE name = ?", (space,)).fetchone()
                 db.executemany(
-                    "INSERT INTO entries (space, key, used, size, data) VALUES (?, ?, ?, ?, ?) "
-                    "ON CONFLICT (space, key) DO UPDATE SET used = excluded.used, size = excluded.size, "
-                    "data = excluded.data",
-                    [(sid, key, now, len(data), data) for key, data in items],
+                    "INSERT INTO entries (space, key, used, size) VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (space, key) DO UPDATE SET used = excluded.used, size = excluded.size",
+                    [(sid, key, now, len(data)) for key, data in items],
+                )
+                db.executemany(
+                    "INSERT OR REPLACE INTO blobs (id, data) "
+                    "VALUES ((SELECT id FROM entries WHERE space = ? AND key = ?), ?)",
+                    [(sid, key, data) for key, data in items],
                 )
                 return db.execute("SELECT total(bytes) FROM spaces").fetchone()[0]
 
@@ -285,6 +296,7 @@ class SQLiteStore:
             with self._write():
                 if names is None:
                     db.execute("DELETE FROM entries")
+                    db.execute("DELETE FROM blobs")
                     db.execute("DELETE FROM spaces")
                 else:
                     for name in names:
