@@ -77,6 +77,20 @@ def test_hostile_entries_are_misses(tmp_path, warm):
     assert compute.calls == [[0, 1, 2, 3, 4]]
     assert (cache.corrupt, cache.disk_hits) == (5, 3)
     assert None in sizes and max(s for s in sizes if s is not None) <= 36 + 4 * DIM  # the huge one never read
+
+
+def test_a_cold_reader_learns_the_width_from_a_few_entries_then_bounds_the_rest(tmp_path):
+    keys = texts(40)
+    writer = DiskCache(tmp_path)
+    writer.get_or_compute("fp", keys, Compute(keys))
+    wide = writer.encode_entry("fp", keys[30], np.ones(DIM * 1000))  # sound, 32 KB: read only while learning
+    cache_db.put(writer, "fp", keys[30], wide)
+    cache = DiskCache(tmp_path)
+    sizes = spy_on_reads(cache)
+    compute = Compute(keys)
+    np.testing.assert_array_equal(cache.get_or_compute("fp", keys, compute), rows(keys))
+    assert compute.calls == [[30]] and cache.corrupt == 1
+    assert sizes.count(None) >= 1 and len(wide) not in sizes  # past the first 16 entries, refused unread
     # Every hostile entry was replaced by a sound one.
     again = DiskCache(tmp_path)
     again.get_or_compute("fp", keys, lambda pos: 1 / 0)

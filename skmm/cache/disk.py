@@ -42,6 +42,8 @@ DEFAULT_DISK_MAX_BYTES = 10 << 30
 KEY_ENV = "SKMM_CACHE_KEY"
 #: Environment variable overriding the disk bound ("10G", "500MiB" or a number of bytes).
 MAX_BYTES_ENV = "SKMM_CACHE_MAX_BYTES"
+# Entries read to learn a fingerprint's row length when this process does not know it yet.
+_SAMPLE = 16
 
 
 class DiskCache(BaseCache):
@@ -219,27 +221,21 @@ class DiskCache(BaseCache):
             dim = self.memory._known_dim(space)
         key_names = [storage_name(keys[u]) for u in todo]
         names = [bytes.fromhex(kn) for kn in key_names]
-        max_size = entry.MAX_ENTRY_BYTES if dim is None else entry.entry_nbytes(dim, dtype)
-        try:
-            stored = self.store.get(fp_name, names, max_size, touch_after=eviction.TOUCH_AFTER_SECONDS)
-        except StoreError as exc:
-            self._warn_unreadable(exc)
-            stored = {}
-        mac = self._mac_key
         loaded = []
-        for kn, name in zip(key_names, names):
-            if name not in stored:
-                loaded.append(None)
-                continue
-            blob = stored[name]
-            row = None if blob is None else entry.decode_entry(blob, fp_name, kn, dtype, key=mac)
-            loaded.append(entry.BAD if row is None else row)
         if dim is None:
-            # Rows must agree in length; the odd ones out are damaged or stale.
+            # Learn the row length from a few entries (each bounded by MAX_ENTRY_BYTES); it then
+            # bounds the rest exactly. Rows must agree in length: the odd ones out are damaged or stale.
+            loaded = self._load(fp_name, dtype, key_names[:_SAMPLE], names[:_SAMPLE], entry.MAX_ENTRY_BYTES)
             lengths = Counter(row.shape[0] for row in loaded if isinstance(row, np.ndarray))
             if lengths:
                 dim = lengths.most_common(1)[0][0]
                 loaded = [entry.BAD if isinstance(row, np.ndarray) and row.shape[0] != dim else row for row in loaded]
+        if len(loaded) < len(names):
+            max_size = entry.MAX_ENTRY_BYTES if dim is None else entry.entry_nbytes(dim, dtype)
+            rest = self._load(fp_name, dtype, key_names[len(loaded) :], names[len(loaded) :], max_size)
+            if dim is not None:
+                rest = [entry.BAD if isinstance(row, np.ndarray) and row.shape[0] != dim else row for row in rest]
+            loaded += rest
         read, n_bad = {}, 0
         for u, row in zip(todo, loaded):
             if row is entry.BAD:
@@ -254,6 +250,24 @@ class DiskCache(BaseCache):
             self.disk_hits += len(read)
             self.corrupt += n_bad if count_corrupt else 0
         return found
+
+    def _load(self, fp_name, dtype, key_names, names, max_size):
+        """The rows stored for ``names``: an array, None (not stored) or BAD (too large or unsound)."""
+        try:
+            stored = self.store.get(fp_name, names, max_size, touch_after=eviction.TOUCH_AFTER_SECONDS)
+        except StoreError as exc:
+            self._warn_unreadable(exc)
+            return [None] * len(names)
+        mac = self._mac_key
+        loaded = []
+        for kn, name in zip(key_names, names):
+            if name not in stored:
+                loaded.append(None)
+                continue
+            blob = stored[name]
+            row = None if blob is None else entry.decode_entry(blob, fp_name, kn, dtype, key=mac)
+            loaded.append(entry.BAD if row is None else row)
+        return loaded
 
     def _warn_unreadable(self, exc):
         with self._lock:
