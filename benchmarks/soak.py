@@ -425,15 +425,10 @@ def wait_ready(proc, timeout):
 
 
 def cache_usage(cache_dir):
-    entries = size = strays = 0
-    for top, _, files in os.walk(cache_dir):
-        for f in files:
-            if f.endswith(".emb"):
-                entries += 1
-                size += os.path.getsize(os.path.join(top, f))
-            elif f.endswith(".tmp"):
-                strays += 1
-    return {"entries": entries, "bytes": size, "stray_tmp": strays}
+    from skmm.cache import DiskCache
+
+    info = DiskCache(cache_dir).info()
+    return {"entries": info["entries"], "bytes": info["bytes"], "file_bytes": info["file_bytes"]}
 
 
 def run_soak(seconds=180, threads=8, processes=2, num_workers=2, hang_seconds=120, n_rows=240, seed=0):
@@ -655,7 +650,7 @@ def build_markdown(summary, command, started, load_before):
         "answer differently (so a wrong image would be seen). After the soak (every file restored, cache warm): "
         f"rows answered differently from the serial answers: {post.get('first', '-')} then "
         f"{post.get('second', '-')} (from the cache). Cache at the end: {cache['entries']} entries, "
-        f"{cache['bytes'] / MIB:.1f} MiB, {cache['stray_tmp']} stray temporary files.",
+        f"{cache['bytes'] / MIB:.1f} MiB ({cache['file_bytes'] / MIB:.1f} MiB on disk).",
         "",
         "Verdict: " + ("**pass**" if not summary["failures"] else "**FAIL**: " + "; ".join(summary["failures"])[:2000]),
     ]

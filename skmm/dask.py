@@ -1,16 +1,21 @@
 """skmm on a Dask cluster: encoding the partitions of a dask DataFrame.
 
-Grid searches need nothing from this module: scikit-learn's ``GridSearchCV``
-runs its fits on a cluster through joblib's Dask backend
-(``with joblib.parallel_backend("dask"): search.fit(X, y)``), and encoders
-given a ``cache_dir`` that every worker mounts compute each image's features
-once for the whole search (see docs/scaling.md).
+Grid searches run their fits on a cluster through joblib's Dask backend:
+:func:`parallel_backend` is ``joblib.parallel_backend("dask")`` that also
+turns Dask's errors about a worker that died (``FutureCancelledError``,
+``KilledWorker``, a closed connection) into one :class:`WorkerLostError`
+naming the workers lost and what to do.  Encoders given a ``cache_dir`` that
+every worker sees compute each image's features once for the whole search
+(see docs/scaling.md).
 
 :func:`encode` maps a fitted :class:`~skmm.ImageEncoder` or
 :class:`~skmm.TextEncoder` over the partitions of a dask DataFrame, for tables
 too large for one machine's memory or time.  Dask is an optional dependency:
 ``pip install "skmm[dask]"``.
 """
+
+import concurrent.futures
+import contextlib
 
 import numpy as np
 import pandas as pd
@@ -19,7 +24,116 @@ from sklearn.utils.validation import check_is_fitted
 from .encoders import ImageEncoder, TextEncoder
 from .utils.optional import import_optional
 
-__all__ = ["encode"]
+__all__ = ["WorkerLostError", "encode", "parallel_backend"]
+
+
+class WorkerLostError(RuntimeError):
+    """A Dask worker died while it held work of skmm's, so the computation could not finish.
+
+    Raised by :func:`parallel_backend` in place of Dask's own errors; the
+    original is its ``__cause__``.
+
+    Attributes
+    ----------
+    lost_workers : list of str
+        The addresses of the workers that left the cluster during the
+        computation (empty if the scheduler could not be asked).
+    """
+
+    def __init__(self, message, lost_workers=()):
+        super().__init__(message)
+        self.lost_workers = list(lost_workers)
+
+
+def _lost_worker_errors():
+    """Dask's exception classes that mean a worker (or the data it held) was lost."""
+    import_optional("distributed", "dask", what="skmm.dask.parallel_backend")
+    from distributed.comm.core import CommClosedError
+    from distributed.scheduler import KilledWorker
+
+    return (concurrent.futures.CancelledError, KilledWorker, CommClosedError)
+
+
+def _workers(client):
+    try:
+        return set(client.scheduler_info().get("workers", {}))
+    except Exception:  # the scheduler itself is gone
+        return None
+
+
+@contextlib.contextmanager
+def parallel_backend(client=None, *, retries=1, **backend_kwargs):
+    """Run joblib on a Dask cluster (for a search), with a clear error when a worker dies.
+
+    ``with skmm.dask.parallel_backend(client): search.fit(X, y)`` runs the
+    fits of a scikit-learn search (or anything joblib parallelises) on the
+    cluster, as ``joblib.parallel_backend("dask")`` does.  A fit whose worker
+    dies is run again elsewhere (``retries``); when that cannot save the
+    computation (the fits or the data scattered to a dead worker are lost,
+    or a fit kills every worker it runs on), Dask's own error becomes a
+    :class:`WorkerLostError` naming the workers that left the cluster.  The
+    same holds for a dask computation (``encode(...).compute()``) run in the
+    block.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        The cluster's client; default: the current one.
+    retries : int, default=1
+        How many times a batch of fits is resubmitted when its worker dies.
+    **backend_kwargs
+        Passed to ``joblib.parallel_backend("dask", ...)`` (``scatter``,
+        ``wait_for_workers_timeout``, or ``client.submit`` options).
+
+    Yields
+    ------
+    client : distributed.Client
+        The client the fits run on.
+
+    Raises
+    ------
+    WorkerLostError
+        If a worker died and the computation could not finish without it.
+
+    Examples
+    --------
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.model_selection import GridSearchCV
+    >>> import distributed, numpy as np
+    >>> from skmm.dask import parallel_backend
+    >>> X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    >>> with distributed.Client(processes=False, n_workers=1, dashboard_address=None) as client:
+    ...     with parallel_backend(client):
+    ...         search = GridSearchCV(LogisticRegression(), {"C": [0.1, 1.0]}, cv=2).fit(X, y)
+    >>> search.cv_results_["mean_test_score"].shape
+    (2,)
+    """
+    joblib = import_optional("joblib", "dask", what="skmm.dask.parallel_backend")
+    distributed = import_optional("distributed", "dask", what="skmm.dask.parallel_backend")
+    lost_errors = _lost_worker_errors()
+    if client is None:
+        client = distributed.get_client()
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative int, got {retries!r}")
+    before = _workers(client) or set()
+    try:
+        with joblib.parallel_backend("dask", client=client, retries=retries, **backend_kwargs):
+            yield client
+    except lost_errors as exc:
+        after = _workers(client)
+        lost = sorted(before - after) if after is not None else []
+        who = (
+            f"worker{'s' if len(lost) > 1 else ''} {', '.join(lost)} left the cluster"
+            if lost
+            else ("the scheduler could not be reached" if after is None else "a worker died or lost its data")
+        )
+        raise WorkerLostError(
+            f"a Dask worker died during the computation ({who}); the work it held could not be "
+            f"recovered ({type(exc).__name__}: {exc}). Run it again: encoders with a cache_dir every "
+            "worker sees reuse the features already computed. If workers die for lack of memory, give "
+            "them more (memory_limit=) or fewer threads each.",
+            lost,
+        ) from exc
 
 
 def encode(ddf, encoder, column, *, prefix=None, keep=None, client=None):

@@ -4,11 +4,13 @@ import hashlib
 import multiprocessing
 import os
 import pickle
+import sqlite3
 import threading
 import time
 import warnings
 from pathlib import Path
 
+import cache_db
 import numpy as np
 import pytest
 
@@ -377,21 +379,16 @@ def test_caches_pickle_as_the_process_cache(tmp_path):
 # --------------------------------------------------------------- disk cache
 
 
-def entry_files(root):
-    return sorted(Path(root).glob("*/*/*.emb"))
-
-
 def test_disk_cache_is_shared_with_a_fresh_instance(tmp_path):
     keys = texts(20)
     first = DiskCache(tmp_path)
     enc = Encoder(keys)
     np.testing.assert_array_equal(first.get_or_compute("fp v1", keys, enc), expected(keys))
     assert enc.computed == 20
-    files = entry_files(tmp_path)
-    assert len(files) == 20
-    (fp_dir,) = [p for p in tmp_path.iterdir() if p.is_dir()]
-    assert (fp_dir / "FINGERPRINT").read_text() == "fp v1\n"
-    assert all(f.parent.name == f.stem[:2] for f in files)
+    assert cache_db.count(first) == 20
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_file())[0] == "skmm-cache.sqlite3"
+    (fp,) = first.info()["fingerprints"]
+    assert (fp["fingerprint"], fp["dtype"], fp["entries"]) == ("fp v1", "float32", 20)
 
     # Another process: a new object with an empty memory front.
     second = DiskCache(tmp_path)
@@ -410,20 +407,19 @@ def test_disk_cache_is_shared_with_a_fresh_instance(tmp_path):
 
 def test_disk_cache_never_returns_a_damaged_entry(tmp_path):
     keys = texts(6)
-    DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
-    by_key = [Path(DiskCache(tmp_path).entry_path("fp", k)) for k in keys]
-    assert sorted(by_key) == entry_files(tmp_path)
+    writer = DiskCache(tmp_path)
+    writer.get_or_compute("fp", keys, Encoder(keys))
+    blobs = [cache_db.stored(writer, "fp", k) for k in keys]
 
-    blob = by_key[0].read_bytes()
-    by_key[0].write_bytes(blob[: len(blob) // 2])  # truncated
-    flipped = bytearray(by_key[1].read_bytes())
+    cache_db.put(writer, "fp", keys[0], blobs[0][: len(blobs[0]) // 2])  # truncated
+    flipped = bytearray(blobs[1])
     flipped[-3] ^= 0xFF  # one data byte
-    by_key[1].write_bytes(bytes(flipped))
-    flipped = bytearray(by_key[2].read_bytes())
+    cache_db.put(writer, "fp", keys[1], bytes(flipped))
+    flipped = bytearray(blobs[2])
     flipped[17] ^= 0x01  # the length in the header
-    by_key[2].write_bytes(bytes(flipped))
-    by_key[3].write_bytes(b"")
-    by_key[4].write_bytes(by_key[5].read_bytes())  # sound, but another key's entry
+    cache_db.put(writer, "fp", keys[2], bytes(flipped))
+    cache_db.put(writer, "fp", keys[3], b"")
+    cache_db.put(writer, "fp", keys[4], blobs[5])  # sound, but another key's entry
 
     cache = DiskCache(tmp_path)
     enc = Encoder(keys)
@@ -437,6 +433,73 @@ def test_disk_cache_never_returns_a_damaged_entry(tmp_path):
     enc = Encoder(keys)
     np.testing.assert_array_equal(again.get_or_compute("fp", keys, enc), expected(keys))
     assert enc.calls == [] and again.corrupt == 0
+    assert [cache_db.stored(again, "fp", k) for k in keys] == blobs
+
+
+def test_a_damaged_database_is_a_miss_with_a_warning_and_clear_deletes_it(tmp_path):
+    keys = texts(4)
+    DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
+    database = tmp_path / "skmm-cache.sqlite3"
+    for companion in ("-wal", "-shm"):
+        (tmp_path / ("skmm-cache.sqlite3" + companion)).unlink(missing_ok=True)
+    database.write_bytes(b"this is not a database" * 1000)
+    cache = DiskCache(tmp_path)
+    enc = Encoder(keys)
+    with pytest.warns(RuntimeWarning) as caught:
+        out = cache.get_or_compute("fp", keys, enc)
+    assert sorted(str(w.message).split(" (")[0][:30] for w in caught) == [
+        "skmm could not read the cache ", "skmm could not write embedding"
+    ]
+    np.testing.assert_array_equal(out, expected(keys))
+    assert enc.calls == [[0, 1, 2, 3]]
+    cache.clear()
+    assert not database.exists()
+    fresh = DiskCache(tmp_path)
+    fresh.get_or_compute("fp", keys, Encoder(keys))
+    assert DiskCache(tmp_path).get_or_compute("fp", keys, lambda p: 1 / 0).shape == (4, DIM)
+
+
+def test_a_link_or_fifo_in_place_of_the_database_is_never_opened(tmp_path):
+    keys = texts(2)
+    elsewhere = DiskCache(tmp_path / "elsewhere")
+    elsewhere.get_or_compute("fp", keys, Encoder(keys))
+    root = tmp_path / "cache"
+    root.mkdir()
+    os.symlink(elsewhere.database, root / "skmm-cache.sqlite3")
+    enc = Encoder(keys)
+    with pytest.warns(RuntimeWarning, match="not a regular file") as caught:
+        DiskCache(root).get_or_compute("fp", keys, enc)
+    assert enc.calls == [[0, 1]] and len(caught) == 2  # not read, not written through the link
+    with pytest.warns(RuntimeWarning, match="not a regular file"):
+        DiskCache(root).get_or_compute("other fp", keys, Encoder(keys))
+    assert [f["fingerprint"] for f in DiskCache(tmp_path / "elsewhere").info()["fingerprints"]] == ["fp"]
+    if hasattr(os, "mkfifo"):
+        fifo_root = tmp_path / "fifo"
+        fifo_root.mkdir()
+        os.mkfifo(fifo_root / "skmm-cache.sqlite3")
+        enc = Encoder(keys)
+        with pytest.warns(RuntimeWarning, match="not a regular file") as caught:
+            DiskCache(fifo_root).get_or_compute("fp", keys, enc)
+        assert len(caught) == 2
+        assert enc.calls == [[0, 1]]
+
+
+def test_a_cache_of_the_old_layout_is_ignored_and_cleared(tmp_path):
+    # One file per entry, as written before the SQLite store: never read, counted, deleted by clear().
+    old = tmp_path / ("ab" * 16)
+    (old / "cd").mkdir(parents=True)
+    (old / "FINGERPRINT").write_text("fp\n")
+    (old / "cd" / ("cd" * 16 + ".emb")).write_bytes(b"SKMMEMB\x01" + bytes(100))
+    (tmp_path / "mine").mkdir()
+    cache = DiskCache(tmp_path)
+    keys = texts(2)
+    enc = Encoder(keys)
+    cache.get_or_compute("fp", keys, enc)
+    assert enc.calls == [[0, 1]] and cache.corrupt == 0
+    assert cache.info()["old_layout_dirs"] == 1
+    cache.clear()
+    assert not old.exists() and (tmp_path / "mine").is_dir()
+    assert cache.info()["old_layout_dirs"] == 0
 
 
 def test_disk_entry_of_another_length_is_recomputed(tmp_path):
@@ -444,9 +507,7 @@ def test_disk_entry_of_another_length_is_recomputed(tmp_path):
     DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
     # A sound entry whose length disagrees with the others (a stale writer).
     writer = DiskCache(tmp_path)
-    Path(writer.entry_path("fp", keys[0])).write_bytes(
-        writer.encode_entry("fp", keys[0], np.ones(DIM + 2, np.float32))
-    )
+    cache_db.put(writer, "fp", keys[0], writer.encode_entry("fp", keys[0], np.ones(DIM + 2, np.float32)))
 
     cache = DiskCache(tmp_path)
     enc = Encoder(keys)
@@ -459,7 +520,7 @@ def test_disk_cache_does_not_store_none_keys(tmp_path):
     labels = ["x", text_key("a"), "y"]
     cache = DiskCache(tmp_path)
     cache.get_or_compute("fp", keys, Encoder(labels))
-    assert len(entry_files(tmp_path)) == 1
+    assert cache_db.count(cache) == 1
     enc = Encoder(labels)
     DiskCache(tmp_path).get_or_compute("fp", keys, enc)
     assert enc.calls == [[0, 2]]
@@ -497,8 +558,10 @@ def test_clear_removes_only_cache_entries(tmp_path):
 
     cache.clear()
     assert (cache.hits, cache.misses, cache.disk_hits) == (0, 0, 0)
-    assert entry_files(tmp_path) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine", "notes.txt"]
+    assert cache_db.count(cache) == 0
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("skmm-cache.sqlite3")) == [
+        "locks", "mine", "notes.txt"
+    ]
     enc = Encoder(keys)
     cache.get_or_compute("b", keys, enc)
     assert enc.computed == 4
@@ -562,20 +625,24 @@ def test_two_processes_writing_at_once(tmp_path):
         np.testing.assert_array_equal(out, expected(keys, dim))
         assert enc.calls == []
     assert reader.corrupt == 0
-    assert len(entry_files(root)) == rounds * n_keys
-    assert list(Path(root).rglob("*.tmp")) == []
+    assert cache_db.count(reader) == reader.info()["entries"] == rounds * n_keys
 
 
-def test_failed_write_leaves_no_file(tmp_path, monkeypatch):
-    def crash(src, dst):
-        raise OSError("disk full")
+def test_failed_write_stores_nothing_and_warns(tmp_path, monkeypatch):
+    import skmm.cache.store as store
 
-    monkeypatch.setattr(os, "replace", crash)
+    class FullDisk(store.SQLiteStore):
+        def put(self, *args):
+            raise sqlite3.OperationalError("database or disk is full")
+
     keys = texts(3)
-    with pytest.warns(RuntimeWarning, match="disk full"):
-        DiskCache(tmp_path).get_or_compute("fp", keys, Encoder(keys))
-    # only the lock file that keeps processes from computing the same rows at once
-    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["LOCK"]
+    cache = DiskCache(tmp_path)
+    cache.store = FullDisk(cache.directory)
+    with pytest.warns(RuntimeWarning, match="disk is full"):
+        np.testing.assert_array_equal(cache.get_or_compute("fp", keys, Encoder(keys)), expected(keys))
+    enc = Encoder(keys)
+    DiskCache(tmp_path).get_or_compute("fp", keys, enc)
+    assert enc.calls == [[0, 1, 2]]
 
 
 def test_nan_rows_are_returned_but_never_stored():

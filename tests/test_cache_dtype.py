@@ -1,8 +1,8 @@
 """Rows stored as uint8 (decoded pixels), rows marked missing, and the memory cache's accounting."""
 
 import tracemalloc
-from pathlib import Path
 
+import cache_db
 import numpy as np
 import pytest
 
@@ -61,7 +61,7 @@ def test_uint8_rows_with_missing_ones(tmp_path, make):
         out = fresh.get_or_compute("px", keys, decode, dtype="uint8")
         np.testing.assert_array_equal(out, expected(4))
         assert decode.calls == [[2]] and fresh.disk_hits == 3
-        assert Path(fresh.entry_path("px", keys[0], dtype="uint8")).stat().st_size == entry_nbytes(PIXELS, np.uint8)
+        assert len(cache_db.stored(fresh, "px", keys[0], dtype="uint8")) == entry_nbytes(PIXELS, np.uint8)
 
 
 def test_memory_accounting_counts_one_byte_per_uint8_value():
@@ -83,11 +83,9 @@ def test_each_dtype_is_cached_apart(tmp_path):
     fresh = DiskCache(tmp_path)
     assert fresh.get_or_compute("fp", keys, lambda p: 1 / 0).dtype == np.float32
     assert fresh.get_or_compute("fp", keys, lambda p: 1 / 0, dtype="uint8").dtype == np.uint8
-    assert fresh.entry_path("fp", keys[0]) != fresh.entry_path("fp", keys[0], dtype="uint8")
+    assert cache_db.stored(fresh, "fp", keys[0]) != cache_db.stored(fresh, "fp", keys[0], dtype="uint8")
     # A uint8 entry put where a float32 one belongs is refused by its dtype tag.
-    Path(fresh.entry_path("fp", keys[0])).write_bytes(
-        fresh.encode_entry("fp", keys[0], np.zeros(PIXELS), dtype="uint8")
-    )
+    cache_db.put(fresh, "fp", keys[0], fresh.encode_entry("fp", keys[0], np.zeros(PIXELS), dtype="uint8"))
     other = DiskCache(tmp_path)
     assert other.get_or_compute("fp", keys, lambda p: np.full((len(p), PIXELS), 3.0))[0, 0] == 3.0
     assert other.corrupt == 1

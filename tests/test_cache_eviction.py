@@ -1,13 +1,12 @@
 """The disk cache stays within max_bytes, evicting the least recently used entries."""
 
-import os
-import time
-from pathlib import Path
+import contextlib
+import sqlite3
 
+import cache_db
 import numpy as np
 import pytest
 
-import skmm.cache.eviction as eviction
 from skmm.cache import DiskCache, get_cache, text_key
 from skmm.cache.entry import entry_nbytes
 
@@ -27,12 +26,6 @@ def texts(n, start=0):
 
 def ones(positions):
     return np.ones((len(positions), DIM), np.float32)
-
-
-def age(path, hours):
-    """Make a file look last used ``hours`` ago."""
-    t = time.time() - hours * 3600
-    os.utime(path, (t, t))
 
 
 def test_default_bound_and_settings(tmp_path, monkeypatch):
@@ -58,14 +51,13 @@ def test_least_recently_used_entries_go_first(tmp_path):
     keys = texts(6)
     cache = DiskCache(tmp_path)
     cache.get_or_compute("fp", keys, ones)
-    paths = [Path(cache.entry_path("fp", k)) for k in keys]
-    for i, p in enumerate(paths):
-        age(p, hours=100 - i)  # keys[0] oldest
+    for i, k in enumerate(keys):
+        cache_db.last_used(cache, "fp", [k], hours_ago=100 - i)  # keys[0] oldest
     # A read in another process refreshes what it reads.
     assert DiskCache(tmp_path).get_or_compute("fp", keys[:2], lambda p: 1 / 0).shape == (2, DIM)
     summary = cache.prune(max_bytes=4 * ENTRY)
     assert summary == {"entries": 4, "bytes": 4 * ENTRY, "removed_entries": 2, "removed_bytes": 2 * ENTRY}
-    assert [p.exists() for p in paths] == [True, True, False, False, True, True]
+    assert [cache_db.stored(cache, "fp", k) is not None for k in keys] == [True, True, False, False, True, True]
 
 
 def test_writes_evict_to_stay_within_the_bound(tmp_path):
@@ -73,29 +65,23 @@ def test_writes_evict_to_stay_within_the_bound(tmp_path):
     for batch in range(8):
         keys = texts(4, start=4 * batch)
         cache.get_or_compute("fp", keys, ones)
-        for k in keys:  # each batch strictly newer than the one before
-            age(cache.entry_path("fp", k), hours=100 - batch)
+        cache_db.last_used(cache, "fp", keys, hours_ago=100 - batch)  # each batch strictly newer
         assert cache.info()["bytes"] <= 10 * ENTRY
+        assert cache_db.count(cache) == cache.info()["entries"]  # the triggers' count is the true one
     assert cache.evicted >= 20
     newest = texts(4, start=28)
-    assert all(os.path.exists(cache.entry_path("fp", k)) for k in newest)
+    assert all(cache_db.stored(cache, "fp", k) is not None for k in newest)
     # Evicted rows are recomputed by another process; the memory front still has them here.
     compute_calls = []
     DiskCache(tmp_path).get_or_compute("fp", texts(4), lambda p: compute_calls.append(p) or ones(p))
     assert compute_calls == [[0, 1, 2, 3]]
 
 
-def test_writes_do_not_rescan_the_directory_each_time(tmp_path, monkeypatch):
-    scans = []
-    real_scan = eviction.scan_entries
-    monkeypatch.setattr(eviction, "scan_entries", lambda d: scans.append(d) or real_scan(d))
-    cache = DiskCache(tmp_path, max_bytes=1000 * ENTRY)
-    for i in range(50):
-        cache.get_or_compute("fp", texts(1, start=i), ones)
-    assert len(scans) == 1  # the first write learns the total; the rest add to it
-    for i in range(50, 160):  # past a tenth of the bound: look again for other writers
-        cache.get_or_compute("fp", texts(1, start=i), ones)
-    assert len(scans) == 2
+def test_entries_written_by_another_process_count_toward_the_bound(tmp_path):
+    first, second = DiskCache(tmp_path, max_bytes=10 * ENTRY), DiskCache(tmp_path, max_bytes=10 * ENTRY)
+    first.get_or_compute("fp", texts(8), ones)
+    second.get_or_compute("fp", texts(8, start=8), ones)  # 16 entries in all: over the bound
+    assert second.evicted > 0 and second.info()["bytes"] <= 10 * ENTRY
 
 
 def test_a_bound_of_zero_stores_nothing_on_disk(tmp_path):
@@ -119,9 +105,10 @@ def test_info_clear_and_prune(tmp_path):
     assert info["directory"] == str(tmp_path.resolve())
     described = sorted((f["fingerprint"], f["dtype"], f["entries"]) for f in info["fingerprints"])
     assert described == [("image|resnet", "float32", 3), ("pixels", "uint8", 2)]
-    # A FINGERPRINT file that does not match its directory is not believed.
+    # A fingerprint in the database that does not match its storage name is not believed.
     name = next(f["name"] for f in info["fingerprints"] if f["dtype"] == "uint8")
-    (tmp_path / name / "FINGERPRINT").write_text("something else\n")
+    with contextlib.closing(sqlite3.connect(cache.database)) as db, db:
+        db.execute("UPDATE spaces SET fingerprint = 'something else' WHERE name = ?", (name,))
     assert {f["fingerprint"] for f in cache.info()["fingerprints"]} == {"image|resnet", None}
 
     assert cache.prune(0)["removed_entries"] == 5
@@ -129,33 +116,16 @@ def test_info_clear_and_prune(tmp_path):
     cache.get_or_compute("other", texts(2, start=9), ones)
     cache.clear()
     assert cache.info()["entries"] == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("skmm-cache.sqlite3")) == [
+        "locks", "notes.txt"
+    ]
 
 
-def test_stale_temporary_files_are_removed(tmp_path):
+def test_prune_gives_disk_space_back(tmp_path):
     cache = DiskCache(tmp_path)
-    keys = texts(1)
-    cache.get_or_compute("fp", keys, ones)
-    sub = Path(cache.entry_path("fp", keys[0])).parent
-    stale, fresh = sub / ".x.emb.1.2.ab.tmp", sub / ".y.emb.1.2.cd.tmp"
-    stale.write_bytes(b"half")
-    fresh.write_bytes(b"being written")
-    age(stale, hours=2)
-    cache.prune()
-    assert not stale.exists() and fresh.exists()
-
-
-def test_links_in_the_directory_are_neither_counted_nor_followed(tmp_path):
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "precious.emb").write_bytes(b"x" * 1000)
-    root = tmp_path / "cache"
-    cache = DiskCache(root)
-    keys = texts(2)
-    cache.get_or_compute("fp", keys, ones)
-    sub = Path(cache.entry_path("fp", keys[0])).parent
-    os.symlink(outside, sub.parent / "zz")
-    os.symlink(outside / "precious.emb", sub / ("0" * 32 + ".emb"))
-    assert cache.info()["entries"] == 2
+    cache.get_or_compute("fp", texts(2000), lambda p: np.ones((len(p), 512), np.float32))
+    before = cache.info()["file_bytes"]
+    assert before >= 2000 * 512 * 4
     cache.prune(0)
-    assert (outside / "precious.emb").read_bytes() == b"x" * 1000
+    cache.store._connect(create=False).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    assert cache.info()["file_bytes"] < before / 4

@@ -320,8 +320,11 @@ def test_cache_info(filled_cache, capsys):
     directory, info = filled_cache
     assert main(["cache", "info", str(directory)]) == 0
     out = capsys.readouterr().out
-    assert re.search(rf"40 entries, {SIZE} \(limit 10\.0 GiB\)", out), out
-    assert "pixels" in out  # the fingerprint names the backbone
+    assert re.search(rf"40 entries, {SIZE} \(limit 10\.0 GiB\), unsigned entries; {SIZE} on disk\n", out), out
+    assert "pixels" in out and "older skmm" not in out  # the fingerprint names the backbone
+    (directory / ("0" * 32)).mkdir()  # a cache of skmm before the SQLite store
+    assert main(["cache", "info", str(directory)]) == 0
+    assert "1 subdirectories of an older skmm's cache (one file per entry) are ignored" in capsys.readouterr().out
     assert main(["cache", "info", str(directory), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["bytes"] == info["bytes"]
 

@@ -168,9 +168,10 @@ def test_encode_checks_its_arguments(shapes_df):
 _SEARCH_LOSING_A_WORKER = textwrap.dedent(
     """
     import os, signal, sys, threading, time
-    import joblib, distributed
+    import distributed
     from sklearn.model_selection import GridSearchCV
     from skmm import FusionClassifier, ImageEncoder, TextEncoder
+    from skmm.dask import parallel_backend
     from skmm.datasets import make_shapes
 
     if __name__ == "__main__":
@@ -195,11 +196,12 @@ _SEARCH_LOSING_A_WORKER = textwrap.dedent(
                                text=TextEncoder("tfidf"), dim=8, max_epochs=2, random_state=0)
         search = GridSearchCV(clf, {"fusion": ["concat", "sum"]}, cv=2)
         try:
-            with joblib.parallel_backend("dask"):
+            with parallel_backend(client):
                 search.fit(X, y)
             print("COMPLETED", len(killed), search.cv_results_["mean_test_score"].size, flush=True)
         except Exception as exc:
-            print("FAILED", len(killed), type(exc).__name__, exc, flush=True)
+            lost = getattr(exc, "lost_workers", None)
+            print("FAILED", len(killed), type(exc).__name__, lost == killed, " ".join(str(exc).split()), flush=True)
         try:
             client.close(timeout=20)
             cluster.close(timeout=20)
@@ -219,9 +221,11 @@ def test_a_worker_killed_mid_search_never_hangs(tmp_path):
     last = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else proc.stderr[-2000:]
     # a worker was killed while it ran a fit: the scheduler gives its fits to the other worker (and
     # the nanny restarts it), so the search completes with every candidate scored; or, when the
-    # batch of fits it held is lost, it fails with Dask's error. It never hangs (the timeout).
-    assert last.startswith(("COMPLETED 1 2", "FAILED 1 ")), last
-    assert "Traceback" not in last
+    # batch of fits it held is lost, skmm's error names the worker and what to do, never Dask's
+    # own. It never hangs (the timeout).
+    assert last.startswith(("COMPLETED 1 2", "FAILED 1 WorkerLostError True ")), last
+    if last.startswith("FAILED"):
+        assert "left the cluster" in last and "Run it again" in last, last
 
 
 def test_features_written_to_parquet_train_a_classifier(shapes_df, tmp_path):
@@ -239,3 +243,25 @@ def test_features_written_to_parquet_train_a_classifier(shapes_df, tmp_path):
     clf = FusionClassifier(fusion="attention", dim=8, max_epochs=2, random_state=0).fit(X, y)
     assert clf.layout_ == "blocks" and sorted(clf.blocks_) == ["image", "text"]
     assert clf.predict(X).shape == (40,)
+
+
+def test_parallel_backend_turns_a_lost_worker_into_a_clear_error(client):
+    from distributed.client import FutureCancelledError
+
+    from skmm.dask import WorkerLostError, parallel_backend
+
+    with pytest.raises(WorkerLostError, match="a Dask worker died during the computation.*Run it again") as caught:
+        with parallel_backend(client):
+            raise FutureCancelledError("fit-batch-1", "lost dependencies")
+    assert isinstance(caught.value.__cause__, FutureCancelledError)
+    assert caught.value.lost_workers == []  # no worker left this cluster
+    with pytest.raises(KeyError):  # anything else goes through untouched
+        with parallel_backend(client):
+            raise KeyError("mine")
+    with pytest.raises(ValueError, match="retries"):
+        with parallel_backend(client, retries=-1):
+            pass
+    with parallel_backend(client) as used:  # joblib runs on the cluster inside the block
+        assert used is client
+        pids = joblib.Parallel(n_jobs=2)(joblib.delayed(os.getpid)() for _ in range(4))
+    assert set(pids) <= set(client.run(os.getpid).values())

@@ -12,8 +12,9 @@ encodes each image once::
 
 The package is laid out by job: :mod:`~skmm.cache.keys` (input keys and
 storage names), :mod:`~skmm.cache.base` (the ``get_or_compute`` protocol),
-:mod:`~skmm.cache.memory`, :mod:`~skmm.cache.disk` (the two stores),
-:mod:`~skmm.cache.entry` (the file format of one entry),
+:mod:`~skmm.cache.memory`, :mod:`~skmm.cache.disk` (the two caches),
+:mod:`~skmm.cache.store` (the SQLite file behind the disk cache),
+:mod:`~skmm.cache.entry` (the bytes of one entry),
 :mod:`~skmm.cache.eviction` (the disk's size bound),
 :mod:`~skmm.cache.locking` (processes computing the same rows) and
 :mod:`~skmm.cache.shared` (:func:`get_cache`).  docs/cache.md is the guide.
@@ -41,29 +42,29 @@ recently used entries go first) and guarded by a lock, so threads may share it.
 never hold a cache; they call :func:`get_cache` at transform time, so pickling,
 cloning and joblib see nothing of it.
 
-:class:`DiskCache` keeps a :class:`MemoryCache` in front of a directory, one
-file per entry, bounded by ``max_bytes`` (10 GiB by default) with the least
-recently used entries deleted first.  Each file carries a digest over its
-fingerprint, key, header and data, so a truncated, bit-flipped, misplaced or
-half-written file is detected; a file that is not a regular file (a symbolic
-link, a FIFO, a device), has another size than its header and the row length
-of its fingerprint imply, fails its digest or disagrees with the other rows is
-treated as a miss: the row is recomputed and the file overwritten, never
-returned, and reading it neither blocks nor reads past that size.
+:class:`DiskCache` keeps a :class:`MemoryCache` in front of one SQLite file
+in a directory (:mod:`~skmm.cache.store`), bounded by ``max_bytes`` (10 GiB by
+default) with the least recently used entries deleted first.  Each entry
+carries a digest over its fingerprint, key, header and data, so an entry
+damaged in the file, copied under another key or written for another
+fingerprint is detected; an entry larger than the row length of its
+fingerprint implies is never read, and one that fails its digest or disagrees
+with the other rows is treated as a miss: the row is recomputed and the entry
+overwritten, never returned.  A database file that is not a regular file (a
+symbolic link, a FIFO) is never opened, and one SQLite cannot read (damaged)
+is a miss with a :class:`RuntimeWarning`; ``clear()`` deletes it.
 
-Several processes may share a directory: every entry is written to a uniquely
-named temporary file in its final directory and moved into place with
-:func:`os.replace`, which is atomic, so a reader sees either no file, an old
-complete file or a new complete file.  Two processes computing the same entry
-write identical bytes; the last rename wins.  Readers lock nothing; a
-process that misses rows holds an OS file lock on the fingerprint's ``LOCK``
-file while it computes and stores them, so another process missing the same
-rows waits and reads them instead of computing them again (the workers of a
-search encode each input once between them; :mod:`~skmm.cache.locking`).
-The lock goes away with its process, and a crash leaves at most a stray
-``.tmp`` file, which is never read (and deleted by eviction after an hour).  Writing is best effort: if the
-directory cannot be written the rows are still returned and a
-:class:`RuntimeWarning` says so.
+Several processes may share a directory: a batch of rows is written in one
+SQLite transaction, so a reader in another process sees either none or all
+of it, and in WAL mode readers never wait for writers.  A process that misses
+rows holds an OS file lock on the fingerprint's file under ``locks/`` while it
+computes and stores them, so another process missing the same rows waits and
+reads them instead of computing them again (the workers of a search encode
+each input once between them; :mod:`~skmm.cache.locking`).  The lock goes
+away with its process.  Writing is best effort: if the directory cannot be
+written the rows are still returned and a :class:`RuntimeWarning` says so.
+A cache directory written by an skmm older than the SQLite store (one file
+per entry) is ignored, never read; ``clear()`` deletes its subdirectories.
 
 Who must be trusted
 -------------------
@@ -78,12 +79,10 @@ writer can delete entries, fill the disk or slow reads down; only the rows
 served are protected.  Use a directory only you can write (``chmod 700``), or
 share one only with people and jobs who hold the secret.
 
-One file per entry was measured against the alternatives (4,000 rows of 512
-float32 on a local disk): reading them all back with digest checks takes about
-50 ms with a warm page cache and 0.25 s cold (eight reader threads; 0.55 s with
-one), where ``np.load`` of the same rows as ``.npy`` files takes 145 ms warm.
-A hit from the memory front takes about 4 ms.  Per-entry files keep writers
-independent, so no shared index has to be locked.
+One file per entry, the store before, was measured against SQLite at 10^5
+and 10^6 entries (benchmarks/scale.py; BENCHMARKS.md, "Scale"): one file
+writes and lists entries far faster and takes about the data's size on disk
+(64 KiB pages hold 31 rows of 512 float32) instead of twice it.
 """
 
 from .disk import DEFAULT_DISK_MAX_BYTES, KEY_ENV, MAX_BYTES_ENV, DiskCache

@@ -1,27 +1,27 @@
-"""Rows stored under a directory: shared by processes, checked, signed and bounded.
+"""Rows stored under a directory in one SQLite file: shared by processes, checked, signed and bounded.
 
 Layout::
 
-    cache_dir/<space name>/FINGERPRINT          the fingerprint (and dtype), for humans
-    cache_dir/<space name>/<kn[:2]>/<kn>.emb    one entry (:mod:`skmm.cache.entry`)
+    cache_dir/skmm-cache.sqlite3        every entry (:mod:`skmm.cache.store`)
+    cache_dir/locks/<space name>.lock   the compute lock of a fingerprint's rows (:mod:`skmm.cache.locking`)
 
-where the space name is the :func:`~skmm.cache.keys.storage_name` of the
-fingerprint (of the fingerprint and the dtype for rows other than float32)
-and ``kn`` that of the key.  The disk is bounded by ``max_bytes``: after a
-write that takes the estimated total past it, the least recently used entries
-(by modification time, which a read refreshes when it is over a minute old)
-are deleted until the total is 10% below it.  The estimate is the total
-found by the last scan of the directory plus what this process wrote since;
-the directory is scanned again after a tenth of ``max_bytes`` was written or
-ten minutes passed, so other processes' writes are noticed without a scan per
-write.
+An entry is addressed by the :func:`~skmm.cache.keys.storage_name` of its
+fingerprint (and dtype, for rows other than float32) and of its key, and
+holds the bytes of :mod:`skmm.cache.entry`, digest included, so an entry
+damaged in the file, copied under another key or written for another
+fingerprint is a miss.  The disk is bounded by ``max_bytes``
+(:mod:`skmm.cache.eviction`).
+
+A cache directory written by skmm before the SQLite store (one file per
+entry, in subdirectories named by 32 hex digits) is ignored: its files are
+never read, ``info()`` counts its subdirectories as ``old_layout_dirs`` and
+``clear()`` deletes them.
 """
 
 import contextlib
 import os
 import shutil
 import threading
-import time
 import warnings
 from collections import Counter
 
@@ -29,47 +29,37 @@ import numpy as np
 
 from . import entry, eviction
 from .base import DTYPES, BaseCache, check_dtype
-from .locking import LOCK_FILE, ComputeLock
-from .keys import is_storage_name, space_name, storage_name
+from .keys import space_name, storage_name
+from .locking import ComputeLock
 from .memory import DEFAULT_MAX_BYTES, MemoryCache
+from .store import LOCKS_DIR, SQLiteStore, StoreError
 
 __all__ = ["DEFAULT_DISK_MAX_BYTES", "DiskCache", "KEY_ENV", "MAX_BYTES_ENV", "resolve_dir"]
 
-#: Default bound of a disk cache, in bytes of entry files (10 GiB).
+#: Default bound of a disk cache, in bytes of entries (10 GiB).
 DEFAULT_DISK_MAX_BYTES = 10 << 30
 #: Environment variable holding the secret that signs entries (unset or empty: unsigned).
 KEY_ENV = "SKMM_CACHE_KEY"
 #: Environment variable overriding the disk bound ("10G", "500MiB" or a number of bytes).
 MAX_BYTES_ENV = "SKMM_CACHE_MAX_BYTES"
-
-#: A read refreshes an entry's modification time when it is older than this.
-TOUCH_AFTER_SECONDS = 60.0
-_RESCAN_SECONDS = 600.0
-_LOW_WATER = 0.9
-# Reading many small files from a cold disk is latency bound; a few threads
-# overlap the waits (4,000 files: 0.77 s with one thread, 0.24 s with eight).
-_READ_THREADS = 8
-_THREADED_READ_MIN = 256
+# Entries read to learn a fingerprint's row length when this process does not know it yet.
 _SAMPLE = 16
 
 
-def _with_length(row, dim):
-    return entry.BAD if isinstance(row, np.ndarray) and row.shape[0] != dim else row
-
-
 class DiskCache(BaseCache):
-    """Rows stored under a directory, shared by processes, with a memory front.
+    """Rows stored in one SQLite file under a directory, shared by processes, with a memory front.
 
     Use :func:`get_cache` with the directory to get the one shared by a
     process.  See :mod:`skmm.cache` for why concurrent writers and damaged
-    files are safe, and who must be trusted to write to the directory.
+    entries are safe, and who must be trusted to write to the directory.
 
     Parameters
     ----------
     directory : str or os.PathLike
-        Where the entries live; created when the first entry is written.
+        Where the database (``skmm-cache.sqlite3``) lives; created when
+        the first entry is written.
     max_bytes : int or str, optional
-        Bound on the bytes of entry files, kept by deleting the least
+        Bound on the bytes of entries, kept by deleting the least
         recently used ones after writes.  Default: the environment variable
         ``SKMM_CACHE_MAX_BYTES`` (e.g. ``"10G"``) if set, else 10 GiB.  0
         stores nothing on disk.
@@ -85,6 +75,10 @@ class DiskCache(BaseCache):
     ----------
     directory : str
         The resolved directory.
+    database : str
+        The SQLite file holding the entries.
+    store : SQLiteStore
+        The database's reader and writer (:mod:`skmm.cache.store`).
     memory : MemoryCache
         The in-memory front, consulted before the disk.
     keyed : bool
@@ -92,12 +86,12 @@ class DiskCache(BaseCache):
     hits, misses : int
         As for :class:`MemoryCache`; hits include those served by the front.
     disk_hits : int
-        Rows read from files.
+        Rows read from the database.
     corrupt : int
-        Files found unreadable, not regular files, of the wrong size,
-        failing their digest or inconsistent, recomputed and rewritten.
+        Stored entries found too large, of the wrong size, failing their
+        digest or inconsistent with the other rows, recomputed and rewritten.
     evicted : int
-        Entry files this object deleted to keep within ``max_bytes``.
+        Entries this object deleted to keep within ``max_bytes``.
 
     Examples
     --------
@@ -118,6 +112,7 @@ class DiskCache(BaseCache):
         super().__init__()
         self.directory = resolve_dir(directory)
         self.memory = MemoryCache(max_bytes=memory_max_bytes)
+        self.store = SQLiteStore(self.directory)
         if max_bytes is None:
             env = os.environ.get(MAX_BYTES_ENV, "").strip()
             max_bytes = eviction.parse_bytes(env, MAX_BYTES_ENV) if env else DEFAULT_DISK_MAX_BYTES
@@ -126,14 +121,13 @@ class DiskCache(BaseCache):
         self.disk_hits = 0
         self.corrupt = 0
         self.evicted = 0
-        self._spaces_written = set()
-        self._scanned_bytes = None  # total found by the last scan; None: never scanned
-        self._scanned_at = 0.0
-        self._written_since_scan = 0
+        self._read_warned = False
 
     def _reset_locks(self):
         super()._reset_locks()
         self._evict_lock = threading.Lock()
+        if hasattr(self, "store"):
+            self.store.reset_after_fork()
 
     @property
     def max_bytes(self):
@@ -141,12 +135,17 @@ class DiskCache(BaseCache):
 
     @max_bytes.setter
     def max_bytes(self, value):
-        # Takes effect at the next write or prune(): changing it touches no file.
+        # Takes effect at the next write or prune(): changing it deletes nothing.
         self._max_bytes = eviction.parse_bytes(value)
 
     @property
     def keyed(self):
         return self._mac_key is not None
+
+    @property
+    def database(self):
+        """Path of the SQLite file holding the entries."""
+        return self.store.path
 
     def set_key(self, key):
         """Sign and check entries with this secret from now on (None or empty: unsigned)."""
@@ -175,25 +174,19 @@ class DiskCache(BaseCache):
             self.evicted = 0
         self.memory.reset_stats()
 
-    # ------------------------------------------------------------ entry files
+    # ------------------------------------------------------------ entries
 
-    def entry_path(self, fingerprint, key, *, dtype="float32"):
-        """Path of the file that holds (or would hold) the row of ``key``.
+    def encode_entry(self, fingerprint, key, row, *, dtype="float32"):
+        """The entry bytes this cache stores for ``row`` under ``key`` (signed if :attr:`keyed`).
 
         Examples
         --------
-        >>> import os, tempfile
+        >>> import tempfile
         >>> from skmm.cache import DiskCache
-        >>> path = DiskCache(tempfile.mkdtemp()).entry_path("fp", "t:abc")
-        >>> os.path.basename(path).endswith(".emb")
-        True
+        >>> blob = DiskCache(tempfile.mkdtemp()).encode_entry("fp", "t:abc", [1.0, 2.0])
+        >>> len(blob)  # a 36-byte header, then the float32 data
+        44
         """
-        fp_name = space_name(fingerprint, check_dtype(dtype))
-        key_name = storage_name(key)
-        return os.path.join(self.directory, fp_name, key_name[:2], key_name + entry.SUFFIX)
-
-    def encode_entry(self, fingerprint, key, row, *, dtype="float32"):
-        """The bytes this cache writes to :meth:`entry_path` for ``row`` (signed if :attr:`keyed`)."""
         dtype = check_dtype(dtype)
         row = np.ascontiguousarray(row, dtype=dtype).reshape(-1)
         fp_name = space_name(fingerprint, dtype)
@@ -205,7 +198,7 @@ class DiskCache(BaseCache):
         # One process computes the missing rows of a fingerprint at a time; the others wait
         # and read them. flock locks go away with their process, so a killed worker never
         # leaves one behind; after LOCK_TIMEOUT_SECONDS a waiter computes anyway.
-        path = os.path.join(self.directory, space_name(*space), LOCK_FILE)
+        path = os.path.join(self.directory, LOCKS_DIR, space_name(*space) + ".lock")
         try:
             os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError:
@@ -222,24 +215,27 @@ class DiskCache(BaseCache):
             return found
         dtype = space[1]
         fp_name = space_name(*space)
-        fp_dir = os.path.join(self.directory, fp_name)
         # The row length this process already trusts bounds every read exactly.
         dim = next((row.shape[0] for row in found if row is not None), None)
         if dim is None:
             dim = self.memory._known_dim(space)
         key_names = [storage_name(keys[u]) for u in todo]
-        jobs = [(os.path.join(fp_dir, kn[:2], kn + entry.SUFFIX), kn) for kn in key_names]
+        names = [bytes.fromhex(kn) for kn in key_names]
         loaded = []
         if dim is None:
-            # Learn the row length from a few entries (each read bounded by its
-            # header and MAX_ENTRY_BYTES); it then bounds the rest exactly.
-            loaded = self._load_all(jobs[:_SAMPLE], fp_name, dtype, None)
+            # Learn the row length from a few entries (each bounded by MAX_ENTRY_BYTES); it then
+            # bounds the rest exactly. Rows must agree in length: the odd ones out are damaged or stale.
+            loaded = self._load(fp_name, dtype, key_names[:_SAMPLE], names[:_SAMPLE], entry.MAX_ENTRY_BYTES)
             lengths = Counter(row.shape[0] for row in loaded if isinstance(row, np.ndarray))
             if lengths:
-                # Rows must agree in length; the odd ones out are damaged or stale.
                 dim = lengths.most_common(1)[0][0]
-                loaded = [_with_length(row, dim) for row in loaded]
-        loaded += self._load_all(jobs[len(loaded) :], fp_name, dtype, dim)
+                loaded = [entry.BAD if isinstance(row, np.ndarray) and row.shape[0] != dim else row for row in loaded]
+        if len(loaded) < len(names):
+            max_size = entry.MAX_ENTRY_BYTES if dim is None else entry.entry_nbytes(dim, dtype)
+            rest = self._load(fp_name, dtype, key_names[len(loaded) :], names[len(loaded) :], max_size)
+            if dim is not None:
+                rest = [entry.BAD if isinstance(row, np.ndarray) and row.shape[0] != dim else row for row in rest]
+            loaded += rest
         read, n_bad = {}, 0
         for u, row in zip(todo, loaded):
             if row is entry.BAD:
@@ -255,69 +251,70 @@ class DiskCache(BaseCache):
             self.corrupt += n_bad if count_corrupt else 0
         return found
 
-    def _load_all(self, jobs, fp_name, dtype, dim):
+    def _load(self, fp_name, dtype, key_names, names, max_size):
+        """The rows stored for ``names``: an array, None (not stored) or BAD (too large or unsound)."""
+        try:
+            stored = self.store.get(fp_name, names, max_size, touch_after=eviction.TOUCH_AFTER_SECONDS)
+        except StoreError as exc:
+            self._warn_unreadable(exc)
+            return [None] * len(names)
         mac = self._mac_key
+        loaded = []
+        for kn, name in zip(key_names, names):
+            if name not in stored:
+                loaded.append(None)
+                continue
+            blob = stored[name]
+            row = None if blob is None else entry.decode_entry(blob, fp_name, kn, dtype, key=mac)
+            loaded.append(entry.BAD if row is None else row)
+        return loaded
 
-        def load(chunk):
-            return [
-                entry.load_entry(
-                    path, fp_name, kn, dtype, dim=dim, key=mac, touch_after=TOUCH_AFTER_SECONDS
-                )
-                for path, kn in chunk
-            ]
-
-        if len(jobs) < _THREADED_READ_MIN:
-            return load(jobs)
-        from concurrent.futures import ThreadPoolExecutor
-
-        size = -(-len(jobs) // _READ_THREADS)
-        chunks = [jobs[i : i + size] for i in range(0, len(jobs), size)]
-        with ThreadPoolExecutor(len(chunks)) as pool:
-            return [row for rows in pool.map(load, chunks) for row in rows]
+    def _warn_unreadable(self, exc):
+        with self._lock:
+            if self._read_warned:
+                return
+            self._read_warned = True
+        warnings.warn(
+            f"skmm could not read the cache database {self.database!r} ({exc}); the rows are computed. "
+            f"If it is damaged, delete it with `skmm cache clear {self.directory}`",
+            RuntimeWarning,
+            stacklevel=5,
+        )
 
     def _store(self, space, items):
         self.memory._store(space, items)
         limit = min(self._max_bytes, entry.MAX_ENTRY_BYTES)
         if limit < entry.HEADER_SIZE:
             return
+        fingerprint, dtype = space
         fp_name = space_name(*space)
-        fp_dir = os.path.join(self.directory, fp_name)
         mac = self._mac_key
-        written, failed, first_error = 0, 0, None
-        try:
-            if space not in self._spaces_written:
-                os.makedirs(fp_dir, exist_ok=True)
-                marker = os.path.join(fp_dir, eviction.MARKER)
-                if not os.path.lexists(marker):
-                    entry.atomic_write(marker, eviction.marker_text(*space).encode("utf-8", "surrogatepass"))
-                with self._lock:
-                    self._spaces_written.add(space)
-        except OSError as exc:
-            first_error, items = exc, []
+        payloads = []
         for key, row in items:
             key_name = storage_name(key)
             payload = entry.encode_entry(row, fp_name, key_name, key=mac)
-            if len(payload) > limit:
-                continue
-            try:
-                entry.atomic_write(os.path.join(fp_dir, key_name[:2], key_name + entry.SUFFIX), payload)
-            except OSError as exc:  # e.g. a directory planted where the entry goes
-                failed += 1
-                first_error = first_error or exc
-                if failed >= 3 and not written:  # a read-only directory fails them all
-                    break
-            else:
-                written += len(payload)
-        if first_error is not None:
+            if len(payload) <= limit:
+                payloads.append((bytes.fromhex(key_name), payload))
+        if not payloads:
+            return
+        try:
+            total = self.store.put(fp_name, fingerprint, dtype.name, payloads)
+        except StoreError as exc:
             # The rows are computed and returned; only their storage failed.
             warnings.warn(
                 f"skmm could not write embeddings to the cache directory "
-                f"{self.directory!r} ({first_error}); they were computed but not stored",
+                f"{self.directory!r} ({exc}); they were computed but not stored",
                 RuntimeWarning,
                 stacklevel=4,
             )
-        if written:
-            self._after_write(written)
+            return
+        if total > self._max_bytes and self._evict_lock.acquire(blocking=False):  # one evicting thread is enough
+            try:
+                self._prune_to(self._max_bytes, int(self._max_bytes * eviction.LOW_WATER))
+            except StoreError:
+                pass  # another process holds the database; the next write evicts
+            finally:
+                self._evict_lock.release()
 
     def _known_dim(self, space):
         return self.memory._known_dim(space)
@@ -327,41 +324,14 @@ class DiskCache(BaseCache):
 
     # ------------------------------------------------------- size and eviction
 
-    def _after_write(self, nbytes):
-        with self._lock:
-            self._written_since_scan += nbytes
-            scanned = self._scanned_bytes
-            due = (
-                scanned is None
-                or scanned + self._written_since_scan > self._max_bytes
-                or self._written_since_scan > self._max_bytes // 10
-                or time.monotonic() - self._scanned_at > _RESCAN_SECONDS
-            )
-        if due and self._evict_lock.acquire(blocking=False):  # one evicting thread is enough
-            try:
-                self._prune_to(self._max_bytes, int(self._max_bytes * _LOW_WATER))
-            finally:
-                self._evict_lock.release()
-
     def _prune_to(self, limit, target):
-        """Delete least recently used entries if the total exceeds ``limit``, down to ``target``."""
-        files = eviction.scan_entries(self.directory)
-        total = sum(f.size for f in files)
-        removed, removed_bytes = eviction.delete_oldest(files, target) if total > limit else (0, 0)
+        entries, size, removed, removed_bytes = self.store.evict(limit, target)
         with self._lock:
-            self._scanned_bytes = total - removed_bytes
-            self._scanned_at = time.monotonic()
-            self._written_since_scan = 0
             self.evicted += removed
-        return {
-            "entries": len(files) - removed,
-            "bytes": total - removed_bytes,
-            "removed_entries": removed,
-            "removed_bytes": removed_bytes,
-        }
+        return {"entries": entries, "bytes": size, "removed_entries": removed, "removed_bytes": removed_bytes}
 
     def prune(self, max_bytes=None):
-        """Delete least recently used entries until the files total at most ``max_bytes``.
+        """Delete least recently used entries until the entries total at most ``max_bytes``.
 
         Parameters
         ----------
@@ -380,44 +350,56 @@ class DiskCache(BaseCache):
             return self._prune_to(limit, limit)
 
     def info(self):
-        """What is on disk, counted by one scan of the directory.
+        """What is on disk, read from the database's per-fingerprint counts (no scan of the entries).
 
         Returns
         -------
         info : dict
-            ``directory``, ``max_bytes``, ``keyed``, ``entries`` and ``bytes``
-            (of entry files), and ``fingerprints``: one dict per stored
-            fingerprint and dtype with ``name`` (the subdirectory),
-            ``fingerprint`` and ``dtype`` (from its FINGERPRINT file, None if
-            that is missing or does not match the name; written by anyone
-            who can write the directory, so for display only), ``entries``
-            and ``bytes``.
+            ``directory``, ``database`` (the SQLite file), ``max_bytes``,
+            ``keyed``, ``entries`` and ``bytes`` (of entries),
+            ``file_bytes`` (the database file and its write-ahead log on
+            disk), ``old_layout_dirs`` (subdirectories of an older skmm's
+            one-file-per-entry cache, ignored), and ``fingerprints``: one
+            dict per stored fingerprint and dtype with ``name`` (its storage
+            name), ``fingerprint`` and ``dtype`` (as stored, None if they do
+            not match the name; written by anyone who can write the
+            directory, so for display only), ``entries`` and ``bytes``.
         """
-        per_space = {}
-        for f in eviction.scan_entries(self.directory):
-            count = per_space.setdefault(f.space, [0, 0])
-            count[0] += 1
-            count[1] += f.size
         fingerprints = []
-        for name, (n, size) in sorted(per_space.items()):
-            fingerprint, dtype = eviction.read_marker(os.path.join(self.directory, name))
+        for name, fingerprint, dtype, n, size in self.store.spaces():
+            try:
+                believed = name == space_name(fingerprint, check_dtype(dtype))
+            except (TypeError, ValueError):
+                believed = False
+            if not believed:
+                fingerprint = dtype = None
             fingerprints.append(
-                {"name": name, "fingerprint": fingerprint, "dtype": dtype, "entries": n, "bytes": size}
+                {"name": name, "fingerprint": fingerprint, "dtype": dtype, "entries": int(n), "bytes": int(size)}
             )
+        file_bytes = 0
+        for suffix in ("", "-wal"):
+            try:
+                file_bytes += os.lstat(self.database + suffix).st_blocks * 512
+            except OSError:
+                pass
         return {
             "directory": self.directory,
+            "database": self.database,
             "max_bytes": self._max_bytes,
             "keyed": self.keyed,
             "entries": sum(f["entries"] for f in fingerprints),
             "bytes": sum(f["bytes"] for f in fingerprints),
+            "file_bytes": file_bytes,
+            "old_layout_dirs": len(eviction.old_layout_dirs(self.directory)),
             "fingerprints": fingerprints,
         }
 
     def clear(self, fingerprint=None):
         """Delete stored rows, in memory and on disk, and reset the counters.
 
-        Only the cache's own subdirectories (named by storage names) are
-        removed; other files in :attr:`directory` are left alone.
+        Only the cache's own entries are removed (and, when clearing
+        everything, the subdirectories of an older skmm's cache); other
+        files in :attr:`directory` are left alone.
 
         Parameters
         ----------
@@ -428,21 +410,21 @@ class DiskCache(BaseCache):
         self.memory.clear(fingerprint)
         if fingerprint is None:
             self.reset_stats()
-            names = [d.name for d in eviction.scandir(self.directory) if is_storage_name(d.name)]
-        else:
-            names = [space_name(fingerprint, dtype) for dtype in DTYPES]
-        for name in names:
-            path = os.path.join(self.directory, name)
-            if os.path.islink(path):
-                os.remove(path)
-            else:
+            for path in eviction.old_layout_dirs(self.directory):
                 shutil.rmtree(path, ignore_errors=True)
-        with self._lock:
-            if fingerprint is None:
-                self._spaces_written.clear()
-            else:
-                self._spaces_written = {s for s in self._spaces_written if s[0] != fingerprint}
-            self._scanned_bytes = None
+        names = None if fingerprint is None else [space_name(fingerprint, dtype) for dtype in DTYPES]
+        try:
+            self.store.clear(names)
+        except StoreError:
+            if fingerprint is not None:
+                raise
+            # A damaged database: clearing everything deletes the file itself.
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.remove(self.database + suffix)
+                except FileNotFoundError:
+                    pass
+            self.store = SQLiteStore(self.directory)
 
 
 def resolve_dir(directory):

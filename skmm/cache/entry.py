@@ -1,47 +1,28 @@
-"""The file format of one disk-cache entry, and reading and writing it safely.
+"""The bytes of one disk-cache entry, and checking them.
 
-An entry file holds one row::
+An entry holds one row::
 
     magic "SKMMEMB\\x01" | dtype tag (4 bytes) | row length (uint64 LE) | digest (16 bytes) | data
 
 The digest is a 128-bit BLAKE2b over the fingerprint's and the key's storage
 names, the header before it and the data, so a truncated, bit-flipped,
-misplaced or half-written file is detected.  Without a secret the digest is
+misplaced or half-written entry is detected.  Without a secret the digest is
 unkeyed: it detects accidents, not forgeries, since anyone can compute it.
 With a secret (:func:`mac_key`) it is a keyed BLAKE2b, a message
 authentication code that only holders of the secret can make.
 
-Reading trusts nothing about the file: it is opened without following
-symbolic links and without blocking, refused unless it is a regular file of
-exactly the size its header (and the row length known for its fingerprint)
-implies, and never read past that size, so an entry replaced by a link to
-``/dev/zero``, a FIFO or a huge file costs one ``open`` and one ``fstat``.
+The store (:mod:`skmm.cache.store`) never hands over an entry larger than
+the size the row length known for its fingerprint implies (or
+:data:`MAX_ENTRY_BYTES`), so a forged huge entry is never read into memory.
 """
 
 import hashlib
-import os
-import stat
 import struct
-import threading
-import time
 
 import numpy as np
 
-__all__ = [
-    "BAD",
-    "HEADER_SIZE",
-    "MAX_ENTRY_BYTES",
-    "SUFFIX",
-    "atomic_write",
-    "decode_entry",
-    "encode_entry",
-    "entry_nbytes",
-    "load_entry",
-    "mac_key",
-    "read_regular_file",
-]
+__all__ = ["BAD", "HEADER_SIZE", "MAX_ENTRY_BYTES", "decode_entry", "encode_entry", "entry_nbytes", "mac_key"]
 
-SUFFIX = ".emb"
 _MAGIC = b"SKMMEMB\x01"
 _TAGS = {"<f4": b"<f4\x00", "|u1": b"|u1\x00"}
 # magic, dtype tag, row length, digest
@@ -51,16 +32,7 @@ _DIGEST_SIZE = 16
 #: Largest entry written or read (64 MiB: a 2048-pixel RGB image as float32 is 48 MiB).
 MAX_ENTRY_BYTES = 64 << 20
 
-_READ_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_NOFOLLOW", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-)
-_TOUCH_BY_FD = os.utime in os.supports_fd
-
-#: What :func:`load_entry` returns for a file that is there but unusable.
+#: What the disk cache makes of an entry that is stored but unusable.
 BAD = type("BadEntry", (), {"__repr__": lambda self: "BAD", "__slots__": ()})()
 
 
@@ -81,7 +53,7 @@ def mac_key(secret):
 
 
 def entry_nbytes(dim, dtype):
-    """Size in bytes of the entry file holding a row of ``dim`` values of ``dtype``."""
+    """Size in bytes of the entry holding a row of ``dim`` values of ``dtype``."""
     return HEADER_SIZE + int(dim) * np.dtype(dtype).itemsize
 
 
@@ -98,7 +70,7 @@ def _digest(fp_name, key_name, head, data, key):
 
 
 def encode_entry(row, fp_name, key_name, *, key=None):
-    """The bytes of the entry file holding ``row``.
+    """The bytes of the entry holding ``row``.
 
     Parameters
     ----------
@@ -136,140 +108,3 @@ def decode_entry(blob, fp_name, key_name, dtype, *, key=None):
         return None
     # frombuffer over immutable bytes is already read-only.
     return np.frombuffer(data, dtype=dtype)
-
-
-def _read_exactly(fd, n):
-    chunks, got = [], 0
-    while got < n:
-        chunk = os.read(fd, n - got)
-        if not chunk:  # shorter than fstat said: truncated meanwhile
-            return None
-        chunks.append(chunk)
-        got += len(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _open_regular(path):
-    """(fd, stat) of the regular file at ``path``; None if absent; BAD otherwise."""
-    try:
-        fd = os.open(path, _READ_FLAGS)
-    except FileNotFoundError:
-        return None
-    except OSError:  # ELOOP: a symbolic link; EACCES, EISDIR, ...
-        return BAD
-    try:
-        st = os.fstat(fd)
-    except OSError:
-        os.close(fd)
-        return BAD
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        return BAD
-    return fd, st
-
-
-def load_entry(path, fp_name, key_name, dtype, *, dim=None, key=None, touch_after=None):
-    """Read and check one entry file.
-
-    Parameters
-    ----------
-    path : str
-    fp_name, key_name : str
-        As for :func:`encode_entry`.
-    dtype : numpy dtype
-        The dtype the entry must hold.
-    dim : int, optional
-        The row length known for this fingerprint; the file must then have
-        exactly the size of such an entry.  Without it the header's length
-        is believed only if the file has exactly that size and is at most
-        :data:`MAX_ENTRY_BYTES`.
-    key : bytes, optional
-        As for :func:`encode_entry`.
-    touch_after : float, optional
-        Set a sound entry's modification time to now if it is older than
-        this many seconds: the disk cache's least-recently-used order.
-
-    Returns
-    -------
-    row : ndarray, None or BAD
-        The row; None if there is no file; :data:`BAD` if the file is not a
-        regular file, has the wrong size, fails its digest or cannot be read.
-    """
-    dtype = np.dtype(dtype)
-    opened = _open_regular(path)
-    if opened is None or opened is BAD:
-        return opened
-    fd, st = opened
-    try:
-        if dim is None:
-            if not HEADER_SIZE <= st.st_size <= MAX_ENTRY_BYTES:
-                return BAD
-            head = _read_exactly(fd, HEADER_SIZE)
-            if head is None:
-                return BAD
-            n_values = _HEADER.unpack_from(head)[2]
-            rest = st.st_size - HEADER_SIZE
-            if n_values * dtype.itemsize != rest:
-                return BAD
-            data = _read_exactly(fd, rest)
-            blob = None if data is None else head + data
-        else:
-            size = entry_nbytes(dim, dtype)
-            blob = _read_exactly(fd, size) if st.st_size == size else None
-        row = None if blob is None else decode_entry(blob, fp_name, key_name, dtype, key=key)
-        if row is None:
-            return BAD
-        if touch_after is not None and time.time() - st.st_mtime > touch_after:
-            try:
-                os.utime(fd if _TOUCH_BY_FD else path)
-            except OSError:  # another user's file in a shared cache: order is best effort
-                pass
-        return row
-    except OSError:
-        return BAD
-    finally:
-        os.close(fd)
-
-
-def read_regular_file(path, max_nbytes):
-    """The bytes of a small regular file (not followed if a link), or None if unusable or larger."""
-    opened = _open_regular(path)
-    if opened is None or opened is BAD:
-        return None
-    fd, st = opened
-    try:
-        if st.st_size > max_nbytes:
-            return None
-        return _read_exactly(fd, st.st_size) if st.st_size else b""
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
-def atomic_write(path, payload):
-    """Write ``payload`` to ``path`` so that no reader ever sees a partial file.
-
-    The bytes go to a uniquely named temporary file in the same directory
-    (created exclusively, so never through a planted link), which is then
-    moved into place with :func:`os.replace`, which is atomic.
-    """
-    directory, name = os.path.split(path)
-    tmp = os.path.join(
-        directory, f".{name}.{os.getpid()}.{threading.get_ident()}.{os.urandom(4).hex()}.tmp"
-    )
-    try:
-        f = open(tmp, "xb")
-    except FileNotFoundError:
-        os.makedirs(directory, exist_ok=True)
-        f = open(tmp, "xb")
-    try:
-        with f:
-            f.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise

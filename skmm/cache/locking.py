@@ -1,7 +1,7 @@
 """Processes sharing a cache directory: who computes missing rows, and whether it can be written.
 
 A process that misses rows of a fingerprint holds :class:`ComputeLock` on
-``<space>/LOCK`` while it computes and stores them; another process missing
+``locks/<space>.lock`` while it computes and stores them; another process missing
 the same rows waits, then reads what the first one stored and computes only
 what is still missing.  So the workers of a grid search (joblib or Dask
 processes, on one machine or several mounting the same directory) encode
@@ -15,10 +15,8 @@ import tempfile
 
 import filelock
 
-__all__ = ["LOCK_FILE", "LOCK_TIMEOUT_SECONDS", "ComputeLock", "check_cache_dir"]
+__all__ = ["LOCK_TIMEOUT_SECONDS", "ComputeLock", "check_cache_dir"]
 
-#: The file in a fingerprint's subdirectory whose lock keeps processes from computing its rows at once.
-LOCK_FILE = "LOCK"
 #: How long a process waits for another one computing the same fingerprint's rows.
 LOCK_TIMEOUT_SECONDS = 1800.0
 

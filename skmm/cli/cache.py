@@ -65,8 +65,13 @@ def info(args):
     signed = "signed entries (SKMM_CACHE_KEY set)" if summary["keyed"] else "unsigned entries"
     print(
         f"{summary['directory']}: {summary['entries']} entries, {human_bytes(summary['bytes'])} "
-        f"(limit {human_bytes(summary['max_bytes'])}), {signed}"
+        f"(limit {human_bytes(summary['max_bytes'])}), {signed}; {human_bytes(summary['file_bytes'])} on disk"
     )
+    if summary["old_layout_dirs"]:
+        print(
+            f"{summary['old_layout_dirs']} subdirectories of an older skmm's cache (one file per entry) are ignored; "
+            "'skmm cache clear' deletes them"
+        )
     if summary["fingerprints"]:
         print(f"{'entries':>8}  {'size':>10}  {'dtype':<8}  fingerprint")
         for fp in summary["fingerprints"]:

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from typing import Any
 
+from .spill import frozen_training_features
+
 __all__ = ["Branch"]
 
 
@@ -50,10 +52,14 @@ class Branch:
         """The inputs the network trains on.
 
         :meth:`inputs`, or for an image branch that decodes per batch
-        (``ImageEncoder(decode=...)``) a lazily decoded column.
+        (``ImageEncoder(decode=...)``) a lazily decoded column, or for a
+        frozen branch whose features outgrow memory a file read per batch
+        (:mod:`skmm.encoders.spill`).
         """
         if self.trainable and hasattr(self.encoder, "training_inputs"):
             return self.encoder.training_inputs(X)
+        if not self.trainable:
+            return frozen_training_features(self.encoder, X, self.width)
         return self.inputs(X)
 
     def fitted_encoder(self, module, *, tag=None):
