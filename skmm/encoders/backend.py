@@ -24,7 +24,7 @@ def uses_backend(encoder):
     Returns
     -------
     bool
-        True for ``backend="onnxruntime"``.
+        True for ``backend="onnxruntime"`` and ``"onnxruntime-int8"``.
     """
     return getattr(encoder, "backend", "torch") != "torch"
 
@@ -68,9 +68,11 @@ def frozen_backend(encoder):
         if backend is None:
             check_backend_device(encoder)
             trusted = getattr(encoder, "_backend_trusted", True)
+            module, example, dynamic_axes, prepare = encoder._export_module()
             backend = onnx_module(
-                encoder._module, encoder._example_input(), fingerprint=encoder.fingerprint() if trusted else None,
-                cache_dir=encoder.cache_dir,
+                module, example, fingerprint=encoder.fingerprint() if trusted else None,
+                cache_dir=encoder.cache_dir, dynamic_axes=dynamic_axes,
+                quantize=encoder.backend == "onnxruntime-int8", prepare=prepare,
             )
             encoder._backend = backend
     return backend
