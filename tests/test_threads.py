@@ -196,3 +196,20 @@ def test_free_cores_leaves_out_what_other_jobs_run(tmp_path, cores, running, own
 
 def test_free_cores_without_proc_takes_nothing(tmp_path):
     assert free_cores(3, loadavg=str(tmp_path / "none"), own_tasks=str(tmp_path / "none")) == 3
+
+
+def test_free_cores_reads_the_cgroup_files_again_only_every_few_seconds(monkeypatch):
+    reads = []
+
+    def counting():
+        reads.append(1)
+        return 2
+
+    monkeypatch.setattr(threads, "available_cores", counting)
+    monkeypatch.setattr(threads, "_AVAILABLE", [float("-inf"), 1])
+    for _ in range(5):
+        assert 1 <= free_cores() <= 2
+    assert len(reads) == 1
+    monkeypatch.setattr(threads, "_AVAILABLE_FOR_S", 0.0)
+    free_cores()
+    assert len(reads) == 2
