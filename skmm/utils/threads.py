@@ -133,6 +133,9 @@ def available_cores():
 # (monotonic time, cores) of the last available_cores() free_cores made; see _cores_now
 _AVAILABLE = [float("-inf"), 1]
 _AVAILABLE_FOR_S = 2.0
+# (monotonic time, free cores) of free_cores()'s last snapshot
+_SNAPSHOT = [float("-inf"), 1]
+_SNAPSHOT_FOR_S = 0.05
 
 
 def _cores_now():
@@ -153,8 +156,10 @@ def free_cores(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/tas
     The kernel's count of tasks running or ready to run right now (the fourth
     field of ``/proc/loadavg``), less this process's own running threads, is what
     other jobs hold.  A snapshot, not an average: it costs a few file reads and
-    follows the machine as it is when a forward pass starts.  Where the files
-    do not exist (macOS, Windows) nothing is taken.
+    follows the machine as it is when a forward pass starts (calls without
+    arguments within 50 ms share one snapshot: the forward passes of one
+    prediction request).  Where the files do not exist (macOS, Windows)
+    nothing is taken.
 
     Parameters
     ----------
@@ -175,6 +180,11 @@ def free_cores(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/tas
     >>> 1 <= free_cores() <= available_cores()
     True
     """
+    if cores is None and (loadavg, own_tasks) == ("/proc/loadavg", "/proc/self/task"):
+        now = time.monotonic()
+        if now - _SNAPSHOT[0] > _SNAPSHOT_FOR_S:  # one request's forward passes share a snapshot
+            _SNAPSHOT[:] = [now, free_cores(_cores_now(), loadavg=loadavg, own_tasks=own_tasks)]
+        return _SNAPSHOT[1]
     cores = _cores_now() if cores is None else int(cores)
     text = _read(loadavg)
     try:
