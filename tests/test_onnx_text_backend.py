@@ -85,3 +85,22 @@ def test_a_classifier_with_onnx_text_saves_and_loads(frame, bert, exports, tmp_p
 def test_the_image_encoder_refuses_int8():
     with pytest.raises(ValueError, match=r"backend must be one of \['torch', 'onnxruntime'\]"):
         skmm.ImageEncoder("cnn", backend="onnxruntime-int8").validate_params()
+
+
+def test_a_module_onnx_cannot_export_is_a_clear_error_in_fit():
+    # skmm's GRU runs over packed sequences, which torch.onnx's TorchScript exporter does not take
+    encoder = TextEncoder("gru", dim=8, max_length=6, trainable=False, random_state=0, backend="onnxruntime")
+    with pytest.raises(ValueError, match=r"backend='onnxruntime': TextEncoder\(backbone='gru'\) could not be exported"):
+        encoder.fit(TEXTS)
+
+
+def test_a_sentence_transformer_and_an_embedding_bag_export(tmp_path, exports):
+    from skmm.testing import save_tiny_sentence_transformer
+
+    st = save_tiny_sentence_transformer(tmp_path / "st")
+    for backbone, params in ((f"st:{st}", {}), ("embedding-bag", dict(dim=8, max_length=6, trainable=False))):
+        reference = TextEncoder(backbone, cache=False, random_state=0, **params).fit_transform(TEXTS)
+        encoder = TextEncoder(backbone, cache=False, random_state=0, backend="onnxruntime", **params).fit(TEXTS)
+        np.testing.assert_allclose(encoder.transform(TEXTS), reference, atol=1e-5)
+        np.testing.assert_allclose(np.vstack([encoder.transform([t]) for t in TEXTS]), reference, atol=1e-5)
+    assert len(exports) == 2

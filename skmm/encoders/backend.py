@@ -62,6 +62,12 @@ def frozen_backend(encoder):
     -------
     OnnxRuntimeModule
         The exported module (kept on the encoder).
+
+    Raises
+    ------
+    ValueError
+        When the module cannot be exported (a GRU over packed sequences, say),
+        naming the encoder's backbone and ``backend``.
     """
     with _LOCK:
         backend = getattr(encoder, "_backend", None)
@@ -69,10 +75,18 @@ def frozen_backend(encoder):
             check_backend_device(encoder)
             trusted = getattr(encoder, "_backend_trusted", True)
             module, example, dynamic_axes, prepare = encoder._export_module()
-            backend = onnx_module(
-                module, example, fingerprint=encoder.fingerprint() if trusted else None,
-                cache_dir=encoder.cache_dir, dynamic_axes=dynamic_axes,
-                quantize=encoder.backend == "onnxruntime-int8", prepare=prepare,
-            )
+            try:
+                backend = onnx_module(
+                    module, example, fingerprint=encoder.fingerprint() if trusted else None,
+                    cache_dir=encoder.cache_dir, dynamic_axes=dynamic_axes,
+                    quantize=encoder.backend == "onnxruntime-int8", prepare=prepare,
+                )
+            except ImportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - torch.onnx's errors name no parameter
+                raise ValueError(
+                    f"backend={encoder.backend!r}: {type(encoder).__name__}(backbone={encoder.backbone!r}) could not "
+                    f"be exported to ONNX ({type(exc).__name__}: {exc}); use backend='torch' for it"
+                ) from exc
             encoder._backend = backend
     return backend
