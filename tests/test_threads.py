@@ -196,3 +196,44 @@ def test_free_cores_leaves_out_what_other_jobs_run(tmp_path, cores, running, own
 
 def test_free_cores_without_proc_takes_nothing(tmp_path):
     assert free_cores(3, loadavg=str(tmp_path / "none"), own_tasks=str(tmp_path / "none")) == 3
+
+
+def test_free_cores_reads_the_cgroup_files_again_only_every_few_seconds(monkeypatch):
+    reads = []
+
+    def counting():
+        reads.append(1)
+        return 2
+
+    monkeypatch.setattr(threads, "available_cores", counting)
+    monkeypatch.setattr(threads, "_AVAILABLE", [float("-inf"), 1])
+    monkeypatch.setattr(threads, "_SNAPSHOT_FOR_S", -1.0)  # a new snapshot every call
+    for _ in range(5):
+        assert 1 <= free_cores() <= 2
+    assert len(reads) == 1
+    monkeypatch.setattr(threads, "_AVAILABLE_FOR_S", -1.0)
+    free_cores()
+    assert len(reads) == 2
+
+
+def test_calls_close_together_share_one_snapshot_of_the_load(monkeypatch, tmp_path):
+    loadavg = tmp_path / "loadavg"
+    loadavg.write_text("0.0 0.0 0.0 1/100 1\n")
+    real = threads.free_cores
+    seen = []
+    monkeypatch.setattr(threads, "_SNAPSHOT", [float("-inf"), 1])
+    monkeypatch.setattr(threads, "_AVAILABLE", [float("-inf"), 1])
+    monkeypatch.setattr(threads, "available_cores", lambda: 2)
+
+    def recording(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/task"):
+        if cores is not None:
+            seen.append(cores)
+            return real(cores, loadavg=str(tmp_path / "loadavg"), own_tasks=str(tmp_path / "none"))
+        return real()
+
+    monkeypatch.setattr(threads, "free_cores", recording)
+    assert [real() for _ in range(3)] == [2, 2, 2]
+    assert seen == [2]  # one reading for the three calls
+    monkeypatch.setattr(threads, "_SNAPSHOT_FOR_S", -1.0)
+    real()
+    assert seen == [2, 2]

@@ -24,7 +24,7 @@ def uses_backend(encoder):
     Returns
     -------
     bool
-        True for ``backend="onnxruntime"``.
+        True for ``backend="onnxruntime"`` and ``"onnxruntime-int8"``.
     """
     return getattr(encoder, "backend", "torch") != "torch"
 
@@ -62,15 +62,31 @@ def frozen_backend(encoder):
     -------
     OnnxRuntimeModule
         The exported module (kept on the encoder).
+
+    Raises
+    ------
+    ValueError
+        When the module cannot be exported (a GRU over packed sequences, say),
+        naming the encoder's backbone and ``backend``.
     """
     with _LOCK:
         backend = getattr(encoder, "_backend", None)
         if backend is None:
             check_backend_device(encoder)
             trusted = getattr(encoder, "_backend_trusted", True)
-            backend = onnx_module(
-                encoder._module, encoder._example_input(), fingerprint=encoder.fingerprint() if trusted else None,
-                cache_dir=encoder.cache_dir,
-            )
+            module, example, dynamic_axes, prepare = encoder._export_module()
+            try:
+                backend = onnx_module(
+                    module, example, fingerprint=encoder.fingerprint() if trusted else None,
+                    cache_dir=encoder.cache_dir, dynamic_axes=dynamic_axes,
+                    quantize=encoder.backend == "onnxruntime-int8", prepare=prepare,
+                )
+            except ImportError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - torch.onnx's errors name no parameter
+                raise ValueError(
+                    f"backend={encoder.backend!r}: {type(encoder).__name__}(backbone={encoder.backbone!r}) could not "
+                    f"be exported to ONNX ({type(exc).__name__}: {exc}); use backend='torch' for it"
+                ) from exc
             encoder._backend = backend
     return backend

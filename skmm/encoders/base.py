@@ -318,6 +318,8 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if self._module is not None and uses_bf16(self.device_, self.precision):
             # bf16 embeddings differ from float32 ones: never answer one with the other.
             fp = f"{fp}|bf16"
+        if self._module is not None and getattr(self, "backend", "torch") == "onnxruntime-int8":
+            fp = f"{fp}|int8"  # so do int8 ones
         return fp
 
     # -- frozen inference ----------------------------------------------------------------
@@ -345,8 +347,8 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if uses_backend(self) and self._module is not None and not self.is_trainable_:
             frozen_backend(self)
 
-    def _example_input(self):
-        """One row of what the module takes (for exporting it to another backend)."""
+    def _export_module(self):
+        """``(module, one row of its input, its other axes of varying size, a function of the inputs or None)``."""
         raise NotImplementedError
 
     def _forward(self, inputs):
@@ -356,7 +358,8 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         if uses_backend(self):
             # torch's setting is the ceiling here too (a service giving each model one core)
             return frozen_backend(self)(inputs, threads=min(free_cores(), torch.get_num_threads()))
-        module.eval()
+        if module.training:  # eval() walks every submodule: 2 ms a call for a transformers model
+            module.eval()
         x = torch.as_tensor(np.asarray(inputs) if not torch.is_tensor(inputs) else inputs)
         x = x.to(self.device_, non_blocking=True)
         if self.channels_last_ and x.ndim == 4:

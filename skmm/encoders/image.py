@@ -209,7 +209,7 @@ class ImageEncoder(BaseEncoder):
         check_int("max_image_pixels", self.max_image_pixels, allow_none=True)
         check_on_error(self.on_error, allow_none=True)
         check_augment(self.augment)
-        if check_backend(self.backend) != "torch":
+        if check_backend(self.backend, ("torch", "onnxruntime")) != "torch":
             import_optional("onnxruntime", "onnx", what=f"ImageEncoder(backend={self.backend!r})")
 
     def _branch_augmentation(self, trainable):
@@ -269,10 +269,10 @@ class ImageEncoder(BaseEncoder):
     def _unwrap_module(self, module):
         return module[1]
 
-    def _example_input(self):
-        """One uint8 image of the backbone's size (for exporting the module to another backend)."""
+    def _export_module(self):
+        """The module and one uint8 image of the backbone's size (for exporting it to another backend)."""
         size = self.backbone_.image_size
-        return torch.full((1, 3, size, size), 255, dtype=torch.uint8)
+        return self._module, torch.full((1, 3, size, size), 255, dtype=torch.uint8), None, None
 
     def _fingerprint_parts(self, fp):
         return f"image|{fp}|resize={self.resize}|max_pixels={self.max_image_pixels}"

@@ -42,6 +42,7 @@ __all__ = ["BaseFusionEstimator"]
 
 _ENCODERS = {"image": (ImageEncoder, "cnn"), "text": (TextEncoder, "gru")}
 _WIDE_DEFAULTS = {"columns": None, "encoders": None, "image_root": None, "picture_pooling": "mean"}
+_SMALL_INPUT_ROWS = 64  # inputs of at most this many rows skip skorch's DataLoader in prediction
 
 
 class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
@@ -247,9 +248,14 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
     def _outputs(self, inputs):
         """The trained net's outputs (logits or standardised values) for model inputs, float64 (N, n_outputs)."""
         check_is_fitted(self)
+        rows = len(next(iter(inputs.values()))) if inputs else 0
         with torch_threads(self._inference_threads()):
-            outputs = self.net_.forward(SliceDict(**inputs), training=False)
-        return outputs.float().numpy().astype(np.float64)
+            if 0 < rows <= _SMALL_INPUT_ROWS and self.net_.device is not None:
+                # a prediction request: one forward step, without the DataLoader skorch builds around it
+                outputs = self.net_.evaluation_step((SliceDict(**inputs), None), training=False)
+            else:  # device None: an accelerator's loader places the batches
+                outputs = self.net_.forward(SliceDict(**inputs), training=False)
+        return outputs.float().cpu().numpy().astype(np.float64)
 
     def _training_threads(self, net_branches, augment):
         """Torch threads while the net trains (None: torch's setting); see skmm.utils.threads."""

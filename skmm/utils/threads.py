@@ -24,6 +24,7 @@ the thread, worker and ``n_jobs`` settings in one place.
 import contextlib
 import math
 import os
+import time
 
 import torch
 
@@ -129,19 +130,42 @@ def available_cores():
     return max(1, cores)
 
 
+# (monotonic time, cores) of the last available_cores() free_cores made; see _cores_now
+_AVAILABLE = [float("-inf"), 1]
+_AVAILABLE_FOR_S = 2.0
+# (monotonic time, free cores) of free_cores()'s last snapshot
+_SNAPSHOT = [float("-inf"), 1]
+_SNAPSHOT_FOR_S = 0.05
+
+
+def _cores_now():
+    """:func:`available_cores`, read again at most every ``_AVAILABLE_FOR_S`` seconds.
+
+    Its cgroup files cost 0.1-1.5 ms a read (more on a loaded machine), and every
+    forward pass of a frozen encoder asks: one prediction request asked twice.
+    """
+    now = time.monotonic()
+    if now - _AVAILABLE[0] > _AVAILABLE_FOR_S:
+        _AVAILABLE[:] = [now, available_cores()]
+    return _AVAILABLE[1]
+
+
 def free_cores(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/task"):
     """Cores not taken by other processes at this moment: ``cores`` minus their running tasks.
 
     The kernel's count of tasks running or ready to run right now (the fourth
     field of ``/proc/loadavg``), less this process's own running threads, is what
     other jobs hold.  A snapshot, not an average: it costs a few file reads and
-    follows the machine as it is when a forward pass starts.  Where the files
-    do not exist (macOS, Windows) nothing is taken.
+    follows the machine as it is when a forward pass starts (calls without
+    arguments within 50 ms share one snapshot: the forward passes of one
+    prediction request).  Where the files do not exist (macOS, Windows)
+    nothing is taken.
 
     Parameters
     ----------
     cores : int or None, default=None
-        The cores this process may use; None: :func:`available_cores`.
+        The cores this process may use; None: :func:`available_cores` (read
+        again at most every 2 seconds).
     loadavg, own_tasks : str
         The files read (for tests).
 
@@ -156,7 +180,12 @@ def free_cores(cores=None, *, loadavg="/proc/loadavg", own_tasks="/proc/self/tas
     >>> 1 <= free_cores() <= available_cores()
     True
     """
-    cores = available_cores() if cores is None else int(cores)
+    if cores is None and (loadavg, own_tasks) == ("/proc/loadavg", "/proc/self/task"):
+        now = time.monotonic()
+        if now - _SNAPSHOT[0] > _SNAPSHOT_FOR_S:  # one request's forward passes share a snapshot
+            _SNAPSHOT[:] = [now, free_cores(_cores_now(), loadavg=loadavg, own_tasks=own_tasks)]
+        return _SNAPSHOT[1]
+    cores = _cores_now() if cores is None else int(cores)
     text = _read(loadavg)
     try:
         running = int(text.split()[3].split("/")[0])
