@@ -12,37 +12,14 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
 from .calibration import fit_temperature, probabilities, tune_thresholds
-from .docs import SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries
+from .docs import (
+    CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries,
+)
 from .multilabel import check_target_options, label_weights
 from .stacked import check_stacking
 from .targets import TargetForm, as_label_sets, read_multilabel
 
 __all__ = ["FusionClassifier", "read_labels"]
-
-
-# FusionClassifier's own defaults of two shared parameters (chosen on benchmarks/accuracy.py)
-_MODALITY_DROPOUT = """    modality_dropout : float, default=0.2
-        Probability of hiding a modality of a training row, so the model learns to
-        cope without it, and does not lean on one modality alone (the default,
-        0.2, was chosen with ``unimodal_loss=1.0`` on the accuracy suite,
-        ``benchmarks/accuracy.py``: it helps most when one modality is broken at
-        test time).
-"""
-_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
-        Weight of uni-modal auxiliary losses (0 turns them off).  When > 0, every modality the
-        fusion uses also gets a class head of its own (``late`` fusion's
-        per-modality heads; an extra linear head on the projected embedding,
-        used in training only, for the other fusions), and the training loss
-        becomes the fused loss plus ``unimodal_loss`` times the mean of the
-        per-modality cross-entropies (binary cross-entropies for a multilabel
-        ``y``; rows without that modality left out).
-        Jointly trained fusion nets tend to lean on the modality that fits the
-        training rows fastest and leave the others under-trained; these losses
-        make every branch learn the task on its own.  With ``fusion="late"``
-        and a weight of a few units this approaches the classic late fusion of
-        separately trained classifiers.  No effect on the single-modality
-        ablations.
-"""
 
 
 class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
@@ -58,7 +35,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     Parameters
     ----------
 """
-        + replace_entries(SHARED_PARAMETERS, _MODALITY_DROPOUT, _UNIMODAL_LOSS)
+        + replace_entries(SHARED_PARAMETERS, CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS)
         + """    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy loss (``torch.nn.CrossEntropyLoss``'s
         ``label_smoothing``): the target of each row becomes ``1 - label_smoothing``
