@@ -54,9 +54,9 @@ df.head()
 # The image goes through a small CNN and the caption through a GRU, both
 # trained end to end with the fusion network.  ``fusion`` is an ordinary
 # parameter, so :class:`~sklearn.model_selection.GridSearchCV` compares
-# strategies the way it compares any hyper-parameter.  The image and text
-# columns are detected (the column of image file paths, the string column with
-# the longest texts).
+# strategies the way it compares any hyper-parameter.  Every column's role is
+# detected (here the column of image file paths and the caption; the label,
+# equal to ``y``, is left out), and ``clf.column_roles_`` says so after fit.
 
 clf = FusionClassifier(
     # num_workers=0: images this small decode faster here than in worker processes

@@ -70,21 +70,29 @@ def test_detects_columns_by_content(shapes_df):
     df = shapes_df.rename(columns={"image_path": "photo", "caption": "words"}).assign(
         sku=[f"A{i}" for i in range(len(shapes_df))]
     )
-    clf = fast(max_epochs=1).fit(df, df["label"])
+    with pytest.warns(UserWarning, match=r"'sku' \(identifier"):  # one-word strings, all distinct
+        clf = fast(max_epochs=1).fit(df, df["label"])
     assert (clf.image_col_, clf.text_col_) == ("photo", "words")
     assert sorted(clf.ignored_columns_) == ["label", "sku"]
 
 
-def test_ambiguous_columns_raise_naming_candidates(shapes_df, no_training):
-    df = shapes_df.assign(thumb=shapes_df["image_path"])
-    with pytest.raises(ValueError, match=r"image paths.*'image_path'.*'thumb'.*image_col"):
-        fast().fit(df, df["label"])
-    df = shapes_df.assign(caption2=shapes_df["caption"].str.upper())
-    with pytest.raises(ValueError, match=r"text.*'caption'.*'caption2'.*text_col"):
-        fast().fit(df, df["label"])
+def test_several_image_or_text_columns_are_all_read_by_default(shapes_df, no_training):
+    # no roles given: every column's role is detected and every usable column read, each its own modality
+    df = shapes_df.assign(thumb=shapes_df["image_path"], caption2=shapes_df["caption"].str.upper())
+    layout, mods = _layout(df, df["label"])
+    assert layout.kind_ == "wide" and list(mods) == ["image_path", "caption", "thumb", "caption2"]
+    assert [m.kind for m in mods.values()] == ["image", "text", "image", "text"]
+    assert layout.column_roles_["label"] == "ignored: equal to y (the target)"
+    # short strings that are neither a text nor a category: an error naming the column and the parameter
+    coded = shapes_df.assign(code=[f"k{i % 60}" for i in range(len(shapes_df))])
+    with pytest.raises(ValueError, match=r"column 'code' is ambiguous.*columns="):
+        fast().fit(coded, coded["label"])
     assert no_training == []
-    # naming them settles it
-    fast(max_epochs=1, image_col="image_path", text_col="caption2").fit(df, df["label"])
+    # naming the columns settles it: those two are read, the others ignored with a warning naming them
+    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['caption', 'thumb'\]"):
+        clf = fast(max_epochs=1, image_col="image_path", text_col="caption2").fit(df, df["label"])
+    assert clf.modalities_ == ["image", "text"] and clf.text_col_ == "caption2"
+    assert clf.column_roles_["thumb"] == "ignored: not image_col or text_col"
 
 
 @pytest.mark.parametrize(
@@ -118,22 +126,22 @@ def test_ignored_columns_warn_except_the_label(shapes_df):
     with warnings.catch_warnings(record=True) as record:
         warnings.simplefilter("always")
         clf = fast(max_epochs=1).fit(df, df["label"])  # the label inside X, as in the design example
-    assert clf.ignored_columns_ == ["label"]
+    assert clf.ignored_columns_ == ["label"] and clf.modalities_ == ["image", "text"]
     assert not [m for m in messages(record) if "ignores" in m]
 
+    # detected roles: the price is read, the identifier left out and named in a warning with the reason
     extra = df.assign(sku=[f"A{i}" for i in range(len(df))], price=np.arange(len(df), dtype=float))
-    warned = r"ignores the other columns of X: \['sku', 'price'\].*image_col= and text_col="
-    with pytest.warns(UserWarning, match=warned) as record:
+    with pytest.warns(UserWarning, match=r"ignores columns of X: 'sku' \(identifier.*columns=") as record:
         clf = fast(max_epochs=1).fit(extra, extra["label"])
-    assert sorted(clf.ignored_columns_) == ["label", "price", "sku"]
+    assert sorted(clf.ignored_columns_) == ["label", "sku"]
+    assert clf.modalities_ == ["image_path", "caption", "price"] and clf.column_roles_["price"] == "numeric"
     assert all("'label'" not in m for m in messages(record))
 
-    # A label in X that is not this y (here y is derived from it) is a column the model ignores: say so.
-    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['label'\]"):
-        fast(max_epochs=1).fit(df, df["label"].str.startswith("red"))
+    # A label in X that is not this y (here y is derived from it) is a column like any other: read, and said so.
+    clf = fast(max_epochs=1).fit(df, df["label"].str.startswith("red"))
+    assert clf.column_roles_["label"] == "categorical"
 
-    # Naming both columns is a deliberate choice: no warning.
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        fast(max_epochs=1, image_col="image_path", text_col="caption").fit(extra, extra["label"])
-    assert not [m for m in messages(record) if "ignores" in m]
+    # Naming both columns reads those two; the others are ignored, and a warning names them.
+    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['sku', 'price'\].*unset"):
+        clf = fast(max_epochs=1, image_col="image_path", text_col="caption").fit(extra, extra["label"])
+    assert sorted(clf.ignored_columns_) == ["label", "price", "sku"]

@@ -70,10 +70,8 @@ def test_encoders_gives_a_column_its_own_encoder(wide):
 
 def test_image_col_and_text_col_still_work_and_exclude_columns(wide):
     clf = _clf(columns=None, image_col="front", text_col="title", max_epochs=1)
-    with pytest.warns(UserWarning, match="ignores"):
-        pass_through = FusionClassifier(image="pixels", text="tfidf", max_epochs=1, device="cpu")
-        pass_through.fit(wide.drop(columns=["back", "price", "brand"]).assign(extra=wide["brand"]), wide["label"])
-    assert clf.fit(wide, wide["label"]).modalities_ == ["image", "text"]
+    with pytest.warns(UserWarning, match=r"ignores the other columns of X: \['back', 'price', 'brand'\]"):
+        assert clf.fit(wide, wide["label"]).modalities_ == ["image", "text"]
     assert clf.column_roles_["front"] == "image" and clf.column_roles_["brand"].startswith("ignored")
     with pytest.raises(ValueError, match="either columns= or image_col="):
         _clf(image_col="front").fit(wide, wide["label"])
@@ -167,12 +165,42 @@ def test_roles_are_detected_with_reasons(wide, capsys):
     assert roles == {**COLUMNS, "on_sale": "categorical"}
     assert ignored == {"label": "equal to y (the target)", "sku": "identifier (every value distinct)",
                        "row": "identifier (distinct consecutive integers)", "empty": "no values (all missing)"}
+    dated = X.assign(listed=pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(len(X)) % 3, unit="D"))
+    assert detect_roles(dated, wide["label"])[1]["listed"].startswith("dates or durations")  # left out, said why
     with pytest.warns(UserWarning, match=r"ignores columns of X: 'sku' \(identifier"):
         clf = _clf(columns="auto", verbose=1, max_epochs=1).fit(X, wide["label"])
     assert clf.column_roles_["sku"] == "ignored: identifier (every value distinct)"
     assert clf.column_roles_["front"] == "image" and clf.modalities_[:2] == ["front", "back"]
     out = capsys.readouterr().out
     assert "FusionClassifier reads front=image, back=image, title=text" in out and "ignores label" in out
+
+
+def test_detection_is_the_default_when_no_roles_are_given(wide, capsys):
+    from skmm import FusionRegressor
+
+    X = wide.assign(sku=[f"SKU{i}" for i in range(len(wide))])
+    with pytest.warns(UserWarning, match=r"ignores columns of X: 'sku' \(identifier"):
+        clf = _clf(columns=None, verbose=1, max_epochs=1).fit(X, wide["label"])
+    assert clf.layout_ == "wide" and clf.modalities_ == list(COLUMNS)
+    assert clf.column_roles_ == {**COLUMNS, "label": "ignored: equal to y (the target)",
+                                 "sku": "ignored: identifier (every value distinct)"}
+    assert clf.encoder_groups_ == {"front": "front", "back": "front", "title": "title"}  # one encoder per kind
+    assert "FusionClassifier reads front=image, back=image, title=text, price=numeric, brand=categorical" in (
+        capsys.readouterr().out)
+    with pytest.warns(UserWarning, match="'sku'"):
+        auto = _clf(columns="auto", max_epochs=1).fit(X, wide["label"])
+    np.testing.assert_allclose(clf.predict_proba(X), auto.predict_proba(X), atol=1e-6)  # the same model as "auto"
+    with pytest.raises(ValueError, match=r"\['price'\].*missing from X"):
+        clf.predict(X.drop(columns="price"))
+    # a regressor reads the table the same way; its target column is left out
+    reg = FusionRegressor(image=ImageEncoder("pixels", image_size=8), text="tfidf", max_epochs=1, dim=8,
+                          hidden_dim=8, random_state=0, device="cpu").fit(wide, wide["price"])
+    assert reg.column_roles_["price"] == "ignored: equal to y (the target)"
+    assert reg.modalities_ == ["front", "back", "title", "brand", "label"]
+    # one image column of several pictures per cell (and a text) is a wide table too: its pictures pooled
+    gallery = _gallery(wide)[["gallery", "title", "label"]]
+    clf = _clf(columns=None, max_epochs=1).fit(gallery, wide["label"])
+    assert clf.modalities_ == ["gallery", "title"] and clf.pictures_ == {"gallery": "mean"}
 
 
 def test_ambiguous_short_strings_raise_naming_the_column_and_the_parameter(wide, no_training):
@@ -361,18 +389,38 @@ def test_encoders_take_several_columns_one_block_each(wide, tmp_path):
         image.transform(wide[["back", "front"]])  # the columns of fit, in their order
 
     texts = wide.assign(note=wide["brand"] + " item")
-    ct = make_column_transformer(
+    ct = make_column_transformer(  # one entry per kind covers 2 image + 2 text columns
         (ImageEncoder("pixels", image_size=4), ["front", "back"]),
-        (TextEncoder("tfidf", per_column=True), ["title", "note"]),
+        (TextEncoder("tfidf"), ["title", "note"]),
     ).set_output(transform="pandas")
     frame = ct.fit_transform(texts)
     text = ct.named_transformers_["textencoder"]
     vocab = text.backbone_.vectorizer.vocabulary_
     assert {"acme", "item", "red"} <= set(vocab)  # one vocabulary, learned from both columns
     assert frame.shape[1] == 2 * width + 2 * len(vocab)
+    text_names = text.get_feature_names_out()
+    assert list(text_names[:2]) == ["title_textencoder0", "title_textencoder1"]
+    assert text_names[len(vocab)] == "note_textencoder0"
     assert "textencoder__note_textencoder0" in frame.columns and "imageencoder__back_imageencoder0" in frame.columns
-    # joined texts (the default) stay one block
-    assert TextEncoder("tfidf").fit_transform(texts[["title", "note"]]).shape[1] == len(vocab)
+    np.testing.assert_allclose(  # each block is its column's features under the shared vocabulary
+        frame.filter(like="textencoder__note_").to_numpy(), text.backbone_.prepare(list(texts["note"])), atol=1e-6
+    )
+    # joining the texts stays available: one block
+    joined = TextEncoder("tfidf", per_column=False).fit(texts[["title", "note"]])
+    assert joined.transform(texts[["title", "note"]]).shape[1] == len(vocab)
+    assert joined.get_feature_names_out()[0] == "textencoder0"
+    # a one-column 2-D input (a ColumnTransformer given ["title"]) gives the features it always gave
+    one = make_column_transformer((TextEncoder("tfidf"), ["title"])).fit(texts)
+    np.testing.assert_allclose(one.transform(texts), TextEncoder("tfidf").fit_transform(texts["title"]))
+    assert one.get_feature_names_out()[0] == "textencoder__textencoder0"
+    # and a FusionClassifier trains on the encoded wide table
+    from sklearn.pipeline import make_pipeline
+
+    model = make_pipeline(ct, FusionClassifier(max_epochs=2, dim=8, hidden_dim=8, random_state=0, device="cpu"))
+    model.fit(texts, wide["label"])
+    assert model[-1].layout_ == "blocks" and sorted(model[-1].modalities_) == ["image", "text"]
+    assert model[-1].n_features_in_ == frame.shape[1]
+    assert set(model.predict(texts)) <= set(wide["label"])
     skmm.save(image, tmp_path / "image")
     np.testing.assert_allclose(skmm.load(tmp_path / "image").transform(wide[["front", "back"]]), out)
 

@@ -32,7 +32,8 @@ def several_columns(X):
         if numeric:
             raise ValueError(
                 f"column {numeric[0]!r} of X holds no strings or paths, unlike {[c for c in X if c not in numeric]}; "
-                "an encoder over several columns reads one column of image paths or texts each"
+                "an encoder over several columns reads one column of image paths or texts each "
+                "(TextEncoder(per_column=False) joins each row's cells into one text instead)"
             )
         return {str(c): X[c] for c in X.columns}
     if isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] > 1 and X.dtype.kind in "OUS":

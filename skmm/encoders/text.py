@@ -50,21 +50,24 @@ class TextEncoder(BaseEncoder):
     backbone_kwargs : dict or None, default=None
         Extra options for the backbone (e.g. ``{"analyzer": "char_wb",
         "ngram_range": (2, 4)}`` for tfidf).
-    per_column : bool, default=False
+    per_column : bool, default=True
         With a 2-D input of several text columns: True encodes each column
         apart (one backbone fitted on all of them, one feature block per
-        column, named ``<column>_textencoder<i>`` by ``get_feature_names_out``),
-        so one encoder covers every text column of a wide table in a
-        ColumnTransformer; False joins each row's cells into one text.
+        column, named ``<column>_textencoder<i>`` by ``get_feature_names_out``,
+        as :class:`ImageEncoder` does), so one encoder covers every text column
+        of a wide table in a ColumnTransformer; False joins each row's cells
+        into one text (one block).  A one-column input gives one block either
+        way.
     verbose : int, default=0
         Show a progress bar while encoding.
 
     Notes
     -----
-    A 2-D input (several columns) makes one text per row from its non-missing
-    cells joined by spaces (numbers are written as text), or, with
-    ``per_column=True``, one feature block per column.  Missing or empty texts
-    encode as all-zero rows.
+    A 2-D input of several text columns gives one feature block per column
+    (``per_column=True``, the default), or, with ``per_column=False``, one text
+    per row made of its non-missing cells joined by spaces.  A 2-D array of
+    numbers is written as text and joined (there are no text columns to keep
+    apart).  Missing or empty texts encode as all-zero rows.
 
     Examples
     --------
@@ -91,7 +94,7 @@ class TextEncoder(BaseEncoder):
         cache_dir=None,
         random_state=None,
         backbone_kwargs=None,
-        per_column=False,
+        per_column=True,
         verbose=0,
     ):
         self.backbone = backbone

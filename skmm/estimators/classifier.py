@@ -125,10 +125,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     modality_kinds_ : list of str
         The kind of each modality in ``modalities_``.
     ignored_columns_ : list
-        Columns of a DataFrame X that the model does not use (set when the
-        image and text columns are detected or named).  A UserWarning names
-        them, except the column equal to ``y`` (a label kept inside X), unless
-        ``image_col`` and ``text_col`` are both named.
+        Columns of a DataFrame X that the model does not use (``column_roles_``
+        says why).  A UserWarning names them, except the column equal to ``y``
+        (a label kept inside X).
 
     Notes
     -----

@@ -15,29 +15,38 @@ SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
     text : TextEncoder, str or None, default=None
         The text encoder; None means ``TextEncoder("gru")``, trained end to end.
     image_col, text_col : str or None, default=None
-        The columns of X holding image paths and texts.  None detects them: the
-        column of image file paths, and the string column with the longest texts.
-        Ignored in favour of ``columns`` for wide tables (giving both is an error).
+        Name the image-path and text columns to read only those two (naming
+        one leaves the other to detection), modalities named "image" and
+        "text"; the other columns of X are ignored, and a UserWarning names
+        them (except a column equal to ``y``).  Giving them with ``columns``
+        is an error.
     columns : dict, "auto" or None, default=None
-        A wide table: column -> role, the roles being "image" (paths, or lists
-        of paths), "text", "numeric" and "categorical"; or "auto" to detect
-        every column's role (:func:`skmm.io.roles.detect_roles`).  Each column
-        is one modality of the network, named after the column; columns of
-        one kind share one encoder (``image``/``text``: one set of weights,
-        one cache) unless ``encoders`` gives one its own.  Numeric columns are
+        The roles of the columns of X: column -> role, the roles being
+        "image" (paths, or lists of paths), "text", "numeric" and
+        "categorical"; only the columns named are read.  "auto", or None
+        with ``image_col`` and ``text_col`` None, detects every column's
+        role (:func:`skmm.io.roles.detect_roles`) and reads every usable
+        column; identifiers and the column equal to ``y`` are left out, and
+        a short-string column that is neither text nor category raises a
+        ValueError naming it and ``columns=``.  Each column read is one
+        modality of the network, named after the column, except that with
+        None a table whose usable columns are one image and/or one text
+        column keeps the modalities "image" and "text".  Columns of one kind
+        share one encoder (``image``/``text``: one set of weights, one cache)
+        unless ``encoders`` gives one its own.  Numeric columns are
         mean-imputed with a missing indicator and standardised; categorical
         ones get learned embeddings, a category unseen in fit the "unknown"
-        one.  Columns left out appear in ``column_roles_``.  None reads one
-        image and one text column (``image_col``/``text_col``).
+        one.  ``column_roles_`` says what each column was read as, or why it
+        was left out.  A DataFrame of numbers only is one numeric block.
     encoders : dict or None, default=None
-        With ``columns``: column -> its own ImageEncoder / TextEncoder (or a
-        backbone name), instead of the shared ``image``/``text`` encoder.
+        Column -> its own ImageEncoder / TextEncoder (or a backbone name),
+        instead of the shared ``image``/``text`` encoder (wide tables).
     image_root : str, path or None, default=None
         Directory relative image paths are resolved against, at fit and at
         predict (absolute paths are used as they are), so a data set and its
         CSV can move together; settable after loading with ``set_params``.
     picture_pooling : {"mean", "attention"}, default="mean"
-        With ``columns``: how an image column whose cells hold several
+        How an image column whose cells hold several
         pictures (a list of paths, or paths separated by ``";"`` in a CSV
         string) pools them.  Each picture is encoded on its own, and the
         row's pictures averaged, or weighed by a learned attention score; a

@@ -17,7 +17,9 @@ from sklearn.utils.validation import validate_data
 
 from ..utils.validation import is_missing
 from .columns import detect_columns, same_as_target
-from .roles import check_columns_param, detect_roles, is_list_cell, resolve_path, split_pictures
+from .roles import (
+    PICTURE_SEPARATOR, TARGET, check_columns_param, detect_roles, is_list_cell, resolve_path, split_pictures,
+)
 
 __all__ = ["BLOCK_SEPARATOR", "InputLayout", "Modality", "modality_role"]
 
@@ -57,13 +59,18 @@ class InputLayout:
     Parameters
     ----------
     image_col, text_col : str or None
-        The columns holding image paths and texts; None detects them.
+        The columns holding image paths and texts.  Naming either reads one
+        image and one text column (the other detected), modalities named
+        "image" and "text"; the other columns of X are ignored, with a
+        warning naming them.
     columns : None, "auto" or dict
         A wide table: column -> role ("image", "text", "numeric",
         "categorical"), or "auto" to detect every column's role
         (:func:`skmm.io.roles.detect_roles`).  Each column read is one
-        modality, named after the column.  None reads one image column and
-        one text column (``image_col``/``text_col``).
+        modality, named after the column.  None (with ``image_col`` and
+        ``text_col`` None) detects every column's role too and reads every
+        usable column; a table whose usable columns are one image and/or one
+        text column keeps the modalities "image" and "text".
     owner : str
         The estimator's name, used in messages.
 
@@ -82,14 +89,14 @@ class InputLayout:
     blocks_ : dict
         With ``kind_ == "blocks"``: modality name -> its columns.
     ignored_columns_ : list
-        With ``kind_ == "columns"``: the columns of X not used.
+        With raw columns: the columns of X not used.
 
     Examples
     --------
     >>> import pandas as pd
     >>> from sklearn.base import BaseEstimator
     >>> from skmm.io.frame import InputLayout
-    >>> X = pd.DataFrame({"photo": ["a.png", "b.png"], "title": ["a cat", "a dog"]})
+    >>> X = pd.DataFrame({"photo": ["a.png", "b.png"], "title": ["a black cat asleep", "a small dog"]})
     >>> layout = InputLayout()
     >>> mods = layout.fit_read(X, estimator=BaseEstimator())
     >>> layout.kind_, layout.image_col_, layout.text_col_, list(mods)
@@ -137,42 +144,75 @@ class InputLayout:
                         self.blocks_.setdefault(modality_role(str(c).split(BLOCK_SEPARATOR, 1)[0]), []).append(c)
                     return "blocks"
                 return "dense"
+            return self._detect(X, y)
         self.image_col_, self.text_col_, self.ignored_columns_ = detect_columns(X, self.image_col, self.text_col, y)
         if self.image_col_ is None and self.text_col_ is None:
             raise ValueError(
                 f"found no image-path or text column in X (columns {cols}); name them with image_col= and text_col="
             )
-        # Nothing a user gave is dropped silently. Expected, so not warned about: a label kept inside X
-        # (the column equal to y), and columns left over once image_col and text_col are both named.
+        # Nothing a user gave is dropped silently: the columns left over are warned about, except a label
+        # kept inside X (the column equal to y).
         unused = [c for c in self.ignored_columns_ if not same_as_target(X[c], y)]
-        if unused and (self.image_col is None or self.text_col is None):
+        if unused:
             warnings.warn(
                 f"{self.owner} uses image_col={self.image_col_!r} and text_col={self.text_col_!r} and "
-                f"ignores the other columns of X: {unused}. Name the columns to use with image_col= and text_col=, "
-                "or drop the others from X, to silence this warning.",
+                f"ignores the other columns of X: {unused}. Leave image_col and text_col unset to read every "
+                "column (roles detected), give every role in columns=, or drop the others from X, "
+                "to silence this warning.",
                 UserWarning,
                 stacklevel=4,
             )
         used = {c: r for c, r in ((self.image_col_, "image"), (self.text_col_, "text")) if c is not None}
         self.column_roles_ = {
-            c: used.get(c) or ("ignored: equal to y (the target)" if same_as_target(X[c], y)
+            c: used.get(c) or (f"ignored: {TARGET}" if same_as_target(X[c], y)
                                else "ignored: not image_col or text_col")
             for c in X.columns
         }
         return "columns"
 
+    def _detect(self, X, y):
+        """No roles given: every column's role detected (:func:`detect_roles`), every usable column read.
+
+        A table whose usable columns are one image column and/or one text
+        column (one picture per cell) keeps the two-modality layout, modalities
+        named "image" and "text"; any other table is read as a wide table.
+        """
+        roles, ignored = detect_roles(X, y)
+        if not roles:
+            raise ValueError(
+                f"found no column of X to read (columns {[str(c) for c in X.columns]}"
+                + "".join(f"; {c!r}: {why}" for c, why in ignored.items())
+                + "); give their roles in columns=, or name image_col= and text_col="
+            )
+        self._warn_ignored(ignored)
+        images = [c for c, r in roles.items() if r == "image"]
+        texts = [c for c, r in roles.items() if r == "text"]
+        if len(images) + len(texts) == len(roles) and len(images) <= 1 and len(texts) <= 1 and not any(
+            is_list_cell(v) or (isinstance(v, str) and PICTURE_SEPARATOR in v)
+            for c in images for v in X[c].dropna()
+        ):
+            self.image_col_ = images[0] if images else None
+            self.text_col_ = texts[0] if texts else None
+            self.ignored_columns_ = list(ignored)
+            self.column_roles_ = {c: roles[c] if c in roles else f"ignored: {ignored[c]}" for c in X.columns}
+            return "columns"
+        return self._set_roles(X, roles, ignored)
+
+    def _warn_ignored(self, ignored):
+        unused = {c: why for c, why in ignored.items() if why != TARGET}
+        if unused:
+            warnings.warn(
+                f"{self.owner} ignores columns of X: "
+                + ", ".join(f"{c!r} ({why})" for c, why in unused.items())
+                + ". Give their roles in columns= to use them, or drop them from X, to silence this warning.",
+                UserWarning,
+                stacklevel=5,
+            )
+
     def _decide_wide(self, X, y):
         if self.columns == "auto":
             roles, ignored = detect_roles(X, y)
-            unused = {c: why for c, why in ignored.items() if why != "equal to y (the target)"}
-            if unused:
-                warnings.warn(
-                    f"{self.owner} ignores columns of X: "
-                    + ", ".join(f"{c!r} ({why})" for c, why in unused.items())
-                    + ". Give their roles in columns= to use them, or drop them from X, to silence this warning.",
-                    UserWarning,
-                    stacklevel=4,
-                )
+            self._warn_ignored(ignored)
         else:
             missing = [c for c in self.columns if c not in X.columns]
             if missing:
@@ -183,6 +223,9 @@ class InputLayout:
             ignored = {c: "not in columns" for c in X.columns if c not in roles}
         if not roles:
             raise ValueError(f"no column of X can be read (columns {list(X.columns)}); give their roles in columns=")
+        return self._set_roles(X, roles, ignored)
+
+    def _set_roles(self, X, roles, ignored):
         names = [str(c) for c in roles]
         if len(set(names)) != len(names):
             raise ValueError(f"columns {list(roles)} give the same modality name twice; rename them")

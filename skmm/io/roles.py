@@ -13,11 +13,15 @@ import pandas as pd
 from .columns import is_text_column, looks_like_image_paths, same_as_target
 
 __all__ = [
-    "PICTURE_SEPARATOR", "ROLES", "check_columns_param", "detect_roles", "is_list_cell", "resolve_path", "split_pictures",
+    "PICTURE_SEPARATOR", "ROLES", "TARGET", "check_columns_param", "detect_roles", "is_list_cell", "resolve_path",
+    "split_pictures",
 ]
 
 #: The roles a column can play.
 ROLES = ("image", "text", "numeric", "categorical")
+
+#: Why the column equal to ``y`` is left out (a label kept inside X, never a feature).
+TARGET = "equal to y (the target)"
 
 #: Separator of several picture paths in one CSV cell (``"front.jpg;back.jpg"``).
 PICTURE_SEPARATOR = ";"
@@ -89,6 +93,8 @@ def _role_of(series):
         return None, "no values (all missing)"
     if pd.api.types.is_bool_dtype(series) or isinstance(series.dtype, pd.CategoricalDtype):
         return "categorical", None
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_timedelta64_dtype(series):
+        return None, "dates or durations (no role reads them: convert them to numbers to use them)"
     if pd.api.types.is_numeric_dtype(series):
         if pd.api.types.is_integer_dtype(series) and len(present) > 2 and present.is_unique:
             if int(present.max()) - int(present.min()) + 1 == len(present):
@@ -122,7 +128,8 @@ def _role_of(series):
         return "text", None
     raise ValueError(
         f"column {name!r} is ambiguous: short strings ({words:.1f} words on average), {unique} distinct "
-        f"values in {len(strings)} rows; declare its role ('text' or 'categorical') in columns="
+        f"values in {len(strings)} rows; declare its role ('text' or 'categorical') in columns= "
+        "(or name it text_col= to read it as the one text column)"
     )
 
 
@@ -130,7 +137,8 @@ def detect_roles(X, y=None):
     """The role of every column of ``X``, or why it is left out.
 
     Rules, in order: a column equal to ``y`` is the target; a column with no
-    value is left out; booleans and pandas Categoricals are categorical;
+    value is left out; booleans and pandas Categoricals are categorical; dates
+    and durations are left out;
     numbers are numeric, except distinct consecutive integers (a row
     identifier); lists of image paths, image paths and ``";"``-separated
     image paths are images; strings of one word, all distinct, are
@@ -160,7 +168,7 @@ def detect_roles(X, y=None):
     for column in X.columns:
         series = X[column]
         if same_as_target(series, y):
-            ignored[column] = "equal to y (the target)"
+            ignored[column] = TARGET
             continue
         role, why = _role_of(series)
         if role is None:
