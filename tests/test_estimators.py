@@ -52,7 +52,7 @@ def test_fit_predict_api(shapes_df):
     assert 0 <= clf.score(df, df["label"]) <= 1
     assert clf.image_col_ == "image_path" and clf.text_col_ == "caption"
     assert clf.ignored_columns_ == ["label"]  # the target in X is recognised, never used as a feature
-    assert clf.modalities_ == ["image", "text", "text_stack"]  # stacking="auto": TF-IDF + LR on the text
+    assert clf.modalities_ == ["image", "text"]
 
 
 @pytest.mark.slow
