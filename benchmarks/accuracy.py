@@ -128,6 +128,10 @@ def features(sets, encoders):
 # ------------------------------------------------------------------ skmm configurations
 
 
+#: the README's clipart configuration: frozen EfficientNet-Lite0 + MiniLM, and these
+README_CLIPART = dict(class_weight="balanced", dropout=0.5, weight_decay=1e-2, lr=3e-3, batch_size=64, max_epochs=30)
+
+
 def skmm_configs(encoders, args):
     """name -> (seed -> unfitted estimator)."""
     configs = {
@@ -144,7 +148,12 @@ def skmm_configs(encoders, args):
                 lambda s: FusionClassifier(image=img, text=txt, fusion="text", random_state=s),
             "skmm frozen pretrained, fusion='image' (ablation)":
                 lambda s: FusionClassifier(image=img, text=txt, fusion="image", random_state=s),
+            "skmm frozen pretrained, stacking=None (what stacking adds)":
+                lambda s: FusionClassifier(image=img, text=txt, stacking=None, random_state=s),
         })
+        if args.readme:
+            configs["skmm README clipart configuration (frozen, class_weight='balanced', dropout=0.5, ...)"] = (
+                lambda s: FusionClassifier(image=img, text=txt, random_state=s, **README_CLIPART))
     return {k: v for k, v in configs.items() if not args.configs or any(c in k for c in args.configs)}
 
 
@@ -252,6 +261,7 @@ def main():
     ap.add_argument("--max-test", type=int, default=None)
     ap.add_argument("--configs", nargs="*", default=None, help="only the skmm rows whose name contains one of these")
     ap.add_argument("--no-pretrained", action="store_true", help="skip the frozen pretrained encoders")
+    ap.add_argument("--readme", action="store_true", help="add the README's clipart configuration")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
     ap.add_argument("--section", default="accuracy",

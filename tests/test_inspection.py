@@ -48,7 +48,7 @@ def test_repeats_are_seeded_and_scoring_is_a_scorer(with_noise):
 
 
 def test_removing_a_modality_is_what_missing_inputs_do(shapes_df):
-    clf = FusionClassifier(image="pixels", text="tfidf", max_epochs=5, random_state=0, device="cpu")
+    clf = FusionClassifier(image="pixels", text="tfidf", max_epochs=5, random_state=0, device="cpu", stacking=None)
     df = shapes_df[["image_path", "caption"]]
     clf.fit(df, shapes_df["label"])
     inputs = clf.model_inputs(df)
@@ -59,7 +59,8 @@ def test_removing_a_modality_is_what_missing_inputs_do(shapes_df):
 @pytest.mark.parametrize("fusion", ["gated", "attention", "late"])
 def test_modality_weights_per_row(shapes_df, fusion):
     df = shapes_df[["image_path", "caption"]]
-    clf = FusionClassifier(image="pixels", text="tfidf", fusion=fusion, max_epochs=3, random_state=0, device="cpu")
+    clf = FusionClassifier(image="pixels", text="tfidf", fusion=fusion, max_epochs=3, random_state=0, device="cpu",
+                           stacking=None)
     weights = clf.fit(df, shapes_df["label"]).modality_weights(df)
     assert isinstance(weights, pd.DataFrame) and list(weights.columns) == ["image", "text"]
     assert weights.index.equals(df.index)

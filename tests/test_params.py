@@ -69,6 +69,8 @@ BAD = {
         "grad_clip": [(0, ValueError, "grad_clip must be a finite number > 0")],
         "warmup_epochs": [(20, ValueError, r"warmup_epochs must be an integer in \[0, 19\]")],
         "label_smoothing": [(1.0, ValueError, r"label_smoothing must be in \[0, 1\)"), ("0.1", ValueError, "label_smoothing")],
+        "stacking": [("tfidf", ValueError, "stacking must be 'auto', None or a scikit-learn classifier"),
+                     (3, TypeError, "stacking must be 'auto', None or a scikit-learn classifier")],
         "class_weight": [("balance", ValueError, "class_weight must be None, 'balanced' or a dict")],
         "threshold": [(1.0, ValueError, r"threshold must be a number in \(0, 1\) or 'tune'"),
                       (0, ValueError, "threshold must be"), ("best", ValueError, "threshold must be")],
@@ -88,7 +90,7 @@ BAD = {
 }
 BAD[FusionRegressor] = {
     **{k: v for k, v in BAD[FusionClassifier].items()
-       if k not in ("label_smoothing", "class_weight", "threshold", "calibration")},
+       if k not in ("label_smoothing", "stacking", "class_weight", "threshold", "calibration")},
     "loss": [("squared", ValueError, "loss must be one of"), (None, ValueError, "loss must be one of")],
     "standardize_target": [("yes", TypeError, "standardize_target must be True or False")],
 }

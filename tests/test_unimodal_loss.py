@@ -149,7 +149,7 @@ def test_trainable_branches_under_bf16_and_a_joblib_round_trip(shapes_df, tmp_pa
     clf = FusionClassifier(
         image=ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}), text="gru",
         fusion="gated", unimodal_loss=1.0, precision="bfloat16", max_epochs=2, dim=16, hidden_dim=16,
-        random_state=0, device="cpu",
+        random_state=0, device="cpu", stacking=None,
     ).fit(df, df["label"])
     module = clf.net_.module_
     assert module.unimodal == [0, 1] and len(module.unimodal_heads) == 2

@@ -24,7 +24,7 @@ def wide(tmp_path_factory):
 
 def _clf(**params):
     defaults = dict(columns=COLUMNS, image=ImageEncoder("pixels", image_size=8), text="tfidf", max_epochs=2,
-                    dim=8, hidden_dim=8, random_state=0, device="cpu")
+                    dim=8, hidden_dim=8, random_state=0, device="cpu", stacking=None)
     defaults.update(params)
     return FusionClassifier(**defaults)
 

@@ -32,6 +32,7 @@ from ..utils.device import check_precision, resolve_device
 from ..utils.seeding import seed_of, seeded
 from ..utils.threads import free_cores, inference_threads, torch_threads, training_threads
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
+from .stacked import check_stacking, fit_stackers, stack_inputs
 from .state import LAYOUT_ATTRIBUTES, FittedStateMixin
 from .wide import (
     TABULAR, check_encoders_param, check_image_root, column_encoder, fit_tabular, group_columns, has_several_pictures,
@@ -168,6 +169,7 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         """Fit the encoders, build the FusionNet and train it on the encoded modalities."""
         kinds = [mod.kind for mod in modalities.values()] if self.layout_ == "wide" else None
         self._check_fusion_fits(list(modalities), kinds)
+        check_stacking(getattr(self, "stacking", None))
         # which columns share an encoder; an encoders= key that is no image/text column fails here
         groups = group_columns(modalities, self._wide("encoders"))
         accelerator = getattr(self, "accelerator", None)
@@ -208,8 +210,18 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
                 else:
                     data.update(self._branch_inputs(name, mod, training=True))
                     net_branches[name] = (branch_modules[self.encoder_groups_[name]], self.branches_[name].width)
+            # out-of-fold linear text models as extra modalities (FusionClassifier's stacking=)
+            self.stackers_, stacked = fit_stackers(
+                getattr(self, "stacking", None), modalities if self.layout_ in ("columns", "wide") else {},
+                y_enc, n_outputs, multilabel=np.ndim(y_enc) > 1,
+            )
+            data.update(stacked)
+            for name in self.stackers_:
+                net_branches[name] = (None, n_outputs)
             self.modalities_ = list(net_branches)
-            self.modality_kinds_ = [modalities[n].kind for n in self.modalities_]
+            self.modality_kinds_ = [
+                "text" if n in self.stackers_ else modalities[n].kind for n in self.modalities_
+            ]
             # inputs decoded per batch by the loaders (ImageEncoder(decode="per_batch")): name -> loader workers
             streamed = {n: v.num_workers for n, v in data.items() if getattr(v, "streamed", False)}
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
@@ -282,7 +294,7 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         module = module if module is not None else FusionNet(
             net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
             dropout=self.dropout, modality_dropout=self.modality_dropout, fusion_kwargs=self.fusion_kwargs,
-            unimodal_loss=self.unimodal_loss, kinds=self.modality_kinds_ if self.layout_ == "wide" else None,
+            unimodal_loss=self.unimodal_loss, kinds=self._net_kinds(),
             pooling=getattr(self, "pictures_", None),
         )
         return build_net(
@@ -294,6 +306,12 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
             device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose, accelerator=accelerator,
             streamed=streamed,
         )
+
+    def _net_kinds(self):
+        """The kinds the FusionNet's fusion gets: a wide table's, or those of stacked modalities; else None."""
+        if self.layout_ == "wide" or getattr(self, "stackers_", None):
+            return list(self.modality_kinds_)
+        return None
 
     # -- predict --------------------------------------------------------------------------
     def model_inputs(self, X):
@@ -310,7 +328,11 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         check_is_fitted(self)
         modalities = self.input_layout_.read(X, estimator=self)
         data = {}
+        stackers = getattr(self, "stackers_", {})
         for name in self.modalities_:
+            if name in stackers:
+                data[name], data[f"{name}_mask"] = stack_inputs(stackers[name], modalities[stackers[name]["source"]].values)
+                continue
             mod = modalities[name]
             if mod.kind == "dense":
                 mean, scale = self.scalers_[name]

@@ -12,36 +12,14 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
 from .calibration import fit_temperature, probabilities, tune_thresholds
-from .docs import SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries
+from .docs import (
+    CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries,
+)
 from .multilabel import check_target_options, label_weights
+from .stacked import check_stacking
 from .targets import TargetForm, as_label_sets, read_multilabel
 
 __all__ = ["FusionClassifier", "read_labels"]
-
-
-# FusionClassifier's own defaults of two shared parameters (chosen on benchmarks/accuracy.py)
-_MODALITY_DROPOUT = """    modality_dropout : float, default=0.2
-        Probability of hiding a modality of a training row, so the model learns to
-        cope without it, and does not lean on one modality alone (the default,
-        0.2, was chosen with ``unimodal_loss=1.0`` on the accuracy suite,
-        ``benchmarks/accuracy.py``: it helps most when one modality is broken at
-        test time).
-"""
-_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
-        Weight of uni-modal auxiliary losses (0 turns them off).  When > 0, every modality the
-        fusion uses also gets a class head of its own (``late`` fusion's
-        per-modality heads; an extra linear head on the projected embedding,
-        used in training only, for the other fusions), and the training loss
-        becomes the fused loss plus ``unimodal_loss`` times the mean of the
-        per-modality cross-entropies (binary cross-entropies for a multilabel
-        ``y``; rows without that modality left out).
-        Jointly trained fusion nets tend to lean on the modality that fits the
-        training rows fastest and leave the others under-trained; these losses
-        make every branch learn the task on its own.  With ``fusion="late"``
-        and a weight of a few units this approaches the classic late fusion of
-        separately trained classifiers.  No effect on the single-modality
-        ablations.
-"""
 
 
 class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
@@ -57,7 +35,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     Parameters
     ----------
 """
-        + replace_entries(SHARED_PARAMETERS, _MODALITY_DROPOUT, _UNIMODAL_LOSS)
+        + replace_entries(SHARED_PARAMETERS, CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS)
         + """    label_smoothing : float in [0, 1), default=0.0
         Label smoothing of the cross-entropy loss (``torch.nn.CrossEntropyLoss``'s
         ``label_smoothing``): the target of each row becomes ``1 - label_smoothing``
@@ -66,6 +44,22 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         it already classifies (a regulariser; 0.1 is the usual value, mostly
         useful when a branch is trained from scratch).  The uni-modal auxiliary
         losses are smoothed the same way.  One label per row only.
+    stacking : "auto", None or classifier, default="auto"
+        Out-of-fold linear text models as extra inputs (:mod:`skmm.estimators.stacked`).
+        For each raw text column, a scikit-learn text classifier gives class
+        probabilities -- out-of-fold in ``fit`` (each row's from a model fitted
+        on the other folds of a stratified 5-fold split), from the model
+        refitted on all rows in ``predict`` -- and the network reads their
+        logarithm as one more modality, ``<text>_stack`` (kind "text": the
+        ``"text"`` ablation keeps it, ``"image"`` drops it).  "auto" uses
+        TF-IDF on words (1-2) and characters (char_wb 2-4) +
+        ``LogisticRegression(C=10)``, the baseline a practitioner fits first,
+        which a network trained on a few thousand rows seldom matches on its
+        own (measured in BENCHMARKS.md); it stacks nothing for a multilabel
+        ``y``, a table without raw text columns (encoded blocks, numbers), or
+        a ``y`` with one row per class.  A classifier with ``predict_proba``
+        (a Pipeline taking a 1-D array of strings) replaces the default model;
+        None turns stacking off.  The fitted models are in ``stackers_``.
     class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss: "balanced" weighs each class by
         ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
@@ -103,6 +97,11 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Multilabel only: each label's decision threshold.
     temperature_ : float
         The temperature dividing the logits (1.0 without ``calibration``).
+    stackers_ : dict
+        Stacked modality name (``<text>_stack``) -> ``{"source": the text
+        modality, "model": the text classifier fitted on all rows, "classes":
+        the class indices it saw, "n_classes": ...}``; empty when nothing was
+        stacked (``stacking``).
     encoders_ : dict
         Fitted encoder per modality read from raw columns; a trainable one
         comes back around the module the network trained (the weights of
@@ -206,6 +205,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         grad_clip=None,
         warmup_epochs=0,
         label_smoothing=0.0,
+        stacking="auto",
         class_weight=None,
         threshold=0.5,
         calibration=None,
@@ -243,6 +243,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.grad_clip = grad_clip
         self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
+        self.stacking = stacking
         self.class_weight = class_weight
         self.threshold = threshold
         self.calibration = calibration
@@ -281,6 +282,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         """
         self._check_params()
         check_fraction("label_smoothing", self.label_smoothing)
+        check_stacking(self.stacking)
         self._check_class_weight_param()
         check_target_options(self)
         if y is None:

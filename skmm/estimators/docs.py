@@ -6,7 +6,7 @@ encoders, fusion and training parameters; their docstrings are assembled from
 :data:`TRAINING_PARAMETERS` (those after them), in signature order.
 """
 
-__all__ = ["SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
+__all__ = ["CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMODAL_LOSS", "SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
 
 #: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
@@ -168,3 +168,28 @@ def replace_entries(text, *entries):
         )
         lines[start:end] = entry.splitlines(keepends=True)
     return "".join(lines)
+
+
+# FusionClassifier's own defaults of two shared parameters (chosen on benchmarks/accuracy.py)
+CLASSIFIER_MODALITY_DROPOUT = """    modality_dropout : float, default=0.2
+        Probability of hiding a modality of a training row, so the model learns to
+        cope without it, and does not lean on one modality alone (the default,
+        0.2, was chosen with ``unimodal_loss=1.0`` on the accuracy suite,
+        ``benchmarks/accuracy.py``: it helps most when one modality is broken at
+        test time).
+"""
+CLASSIFIER_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
+        Weight of uni-modal auxiliary losses (0 turns them off).  When > 0, every modality the
+        fusion uses also gets a class head of its own (``late`` fusion's
+        per-modality heads; an extra linear head on the projected embedding,
+        used in training only, for the other fusions), and the training loss
+        becomes the fused loss plus ``unimodal_loss`` times the mean of the
+        per-modality cross-entropies (binary cross-entropies for a multilabel
+        ``y``; rows without that modality left out).
+        Jointly trained fusion nets tend to lean on the modality that fits the
+        training rows fastest and leave the others under-trained; these losses
+        make every branch learn the task on its own.  With ``fusion="late"``
+        and a weight of a few units this approaches the classic late fusion of
+        separately trained classifiers.  No effect on the single-modality
+        ablations.
+"""

@@ -75,6 +75,11 @@ class FittedStateMixin:
             "pictures": dict(getattr(self, "pictures_", {})),
             "tabular": {name: tabular_state(col) for name, col in getattr(self, "tabular_", {}).items()},
             "scalers": {name: list(pair) for name, pair in self.scalers_.items()},
+            "stackers": {
+                name: {"source": st["source"], "model": st["model"], "classes": [int(c) for c in st["classes"]],
+                       "n_classes": int(st["n_classes"])}
+                for name, st in getattr(self, "stackers_", {}).items()
+            },
             "n_outputs": int(self.net_.module_.n_outputs),
             "class_weights": None if weight is None else weight.cpu().numpy(),
             "fit_id": self.fit_id_,
@@ -107,8 +112,16 @@ class FittedStateMixin:
         self.modality_kinds_ = [str(k) for k in state.get("kinds", [])]
         self.pictures_ = {str(k): str(v) for k, v in state.get("pictures", {}).items()}
         self.branches_, self.tabular_, self.encoder_groups_, net_branches, augment = {}, {}, {}, {}, {}
+        self.stackers_ = {}
         modules = {}
         for name in self.modalities_:
+            if name in state.get("stackers", {}):
+                saved = state["stackers"][name]
+                self.stackers_[name] = {"source": str(saved["source"]), "model": saved["model"],
+                                        "classes": np.asarray(saved["classes"], dtype=np.int64),
+                                        "n_classes": int(saved["n_classes"])}
+                net_branches[name] = (None, int(saved["n_classes"]))
+                continue
             if name in self.scalers_:
                 net_branches[name] = (None, len(self.scalers_[name][0]))
                 continue
