@@ -67,6 +67,23 @@ def timed(fn):
     return time.perf_counter() - start, time.process_time() - cpu, out
 
 
+def interleaved(sides, repeats):
+    """Run every side ``repeats`` times, in a seeded shuffled order each round (so load falls on all of them).
+
+    Returns ``(wall seconds, CPU seconds)`` per side as lists, and each side's last output.
+    """
+    times, cpu_times, outputs = {n: [] for n in sides}, {n: [] for n in sides}, {}
+    rng = random.Random(0)
+    for r in range(repeats):
+        for name in rng.sample(list(sides), len(sides)):
+            seconds, cpu, out = timed(sides[name])
+            times[name].append(seconds)
+            cpu_times[name].append(cpu)
+            outputs[name] = out
+            log(f"repeat {r}: {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    return times, cpu_times, outputs
+
+
 def cosines(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
@@ -135,17 +152,7 @@ def main(argv=None):
     }
     for fn in sides.values():  # warm-up: page cache, first-call setup, the sessions
         fn() if fn is not embetter else run_embetter(pipe, sub.iloc[:2], args.chunk)
-    times = {name: [] for name in sides}
-    cpu_times = {name: [] for name in sides}
-    outputs = {}
-    rng = random.Random(0)
-    for r in range(args.repeats):
-        for name in rng.sample(list(sides), len(sides)):
-            seconds, cpu, out = timed(sides[name])
-            times[name].append(seconds)
-            cpu_times[name].append(cpu)
-            outputs[name] = out
-            log(f"repeat {r}: {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    times, cpu_times, outputs = interleaved(sides, args.repeats)
     cos = cosines(outputs["skmm ImageEncoder, backend='onnxruntime'"], outputs["skmm ImageEncoder, PyTorch float32"])
     md = markdown(times, cpu_times, cos, t_export, args, len(paths), load_before, time.perf_counter() - started)
     print(md)
@@ -219,15 +226,7 @@ def encode_texts(texts, args):
     }
     for fn in sides.values():
         fn()
-    times, cpu_times, outputs = {n: [] for n in sides}, {n: [] for n in sides}, {}
-    rng = random.Random(0)
-    for r in range(args.repeats):
-        for name in rng.sample(list(sides), len(sides)):
-            seconds, cpu, out = timed(sides[name])
-            times[name].append(seconds)
-            cpu_times[name].append(cpu)
-            outputs[name] = out
-            log(f"repeat {r}: {name}: {seconds:.1f} s wall, {cpu:.1f} s CPU")
+    times, cpu_times, outputs = interleaved(sides, args.repeats)
     reference = outputs["skmm TextEncoder, PyTorch float32"]
     cos = {backend: cosines(outputs[f"skmm TextEncoder, backend='{backend}'"], reference)
            for backend in ("onnxruntime", "onnxruntime-int8")}

@@ -73,3 +73,20 @@ def bad_files(tmp_path):
         "unreadable": (str(tmp_path / "folder.png"), {}),
         "too many pixels": (str(tmp_path / "huge.png"), {"max_image_pixels": 100 * 100}),
     }
+
+
+@pytest.fixture
+def exports(monkeypatch):
+    """The example input shape of each ONNX export (skmm.backbones.onnx); the process's exports forgotten."""
+    from skmm.backbones import onnx as onnx_backend
+
+    calls = []
+    real = onnx_backend._export
+
+    def counting(module, example, *args):
+        calls.append(tuple(example.shape))
+        return real(module, example, *args)
+
+    monkeypatch.setattr(onnx_backend, "_export", counting)
+    monkeypatch.setattr(onnx_backend, "_EXPORTED", {})
+    return calls

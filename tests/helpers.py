@@ -4,6 +4,8 @@ import functools
 import importlib.util
 import os
 
+import numpy as np
+
 from skmm import FusionClassifier, ImageEncoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -34,3 +36,9 @@ three_epochs = functools.partial(fast_classifier, max_epochs=3)
 def messages(record):
     """The texts of the warnings in a ``warnings.catch_warnings(record=True)`` record."""
     return [str(w.message) for w in record]
+
+
+def cosines(a, b):
+    """Row-wise cosine similarity of two (N, D) arrays."""
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+

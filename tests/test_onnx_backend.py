@@ -9,32 +9,13 @@ import skmm  # noqa: E402
 from skmm import ImageEncoder  # noqa: E402
 from skmm.backbones import onnx as onnx_backend  # noqa: E402
 
-from helpers import three_epochs  # noqa: E402
+from helpers import cosines, three_epochs  # noqa: E402
 
 
 def _cnn(**params):
     params = {"random_state": 0, **params}
     return ImageEncoder("cnn", image_size=16, trainable=False, cache=False, backbone_kwargs={"channels": (4, 8)},
                         **params)
-
-
-def _cosines(a, b):
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
-
-
-@pytest.fixture
-def exports(monkeypatch):
-    """How many times a module was exported to ONNX."""
-    calls = []
-    real = onnx_backend._export
-
-    def counting(module, example, *args):
-        calls.append(tuple(example.shape))
-        return real(module, example, *args)
-
-    monkeypatch.setattr(onnx_backend, "_export", counting)
-    monkeypatch.setattr(onnx_backend, "_EXPORTED", {})
-    return calls
 
 
 def test_onnxruntime_features_match_torch_within_a_cosine(frame, exports):
@@ -45,7 +26,7 @@ def test_onnxruntime_features_match_torch_within_a_cosine(frame, exports):
     features = encoder.transform(paths)
     assert exports == [(1, 3, 16, 16)]
     assert features.dtype == np.float32 and features.shape == torch_features.shape
-    assert _cosines(features, torch_features).min() > 0.9999
+    assert cosines(features, torch_features).min() > 0.9999
     np.testing.assert_allclose(features, torch_features, atol=1e-4, rtol=1e-3)
 
 
@@ -110,4 +91,4 @@ def test_a_random_backbone_is_exported_on_its_first_frozen_transform(frame, expo
     assert exports == [(1, 3, 16, 16)]
     reference = ImageEncoder("cnn", image_size=16, random_state=0, cache=False,
                              backbone_kwargs={"channels": (4, 8)}).fit(paths).transform(paths)
-    assert _cosines(features, reference).min() > 0.9999
+    assert cosines(features, reference).min() > 0.9999

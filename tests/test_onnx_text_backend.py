@@ -8,10 +8,9 @@ pytest.importorskip("transformers")
 
 import skmm  # noqa: E402
 from skmm import TextEncoder  # noqa: E402
-from skmm.backbones import onnx as onnx_backend  # noqa: E402
 from skmm.testing import save_tiny_bert  # noqa: E402
 
-from helpers import three_epochs  # noqa: E402
+from helpers import cosines, three_epochs  # noqa: E402
 
 TEXTS = ["the red cat", "a big blue dog shoe", "photo", "the small red shirt of a big dog", "", "cat cat cat"]
 
@@ -19,25 +18,6 @@ TEXTS = ["the red cat", "a big blue dog shoe", "photo", "the small red shirt of 
 @pytest.fixture(scope="module")
 def bert(tmp_path_factory):
     return save_tiny_bert(tmp_path_factory.mktemp("bert"))
-
-
-@pytest.fixture
-def exports(monkeypatch):
-    """The token axes (row 0's shape) of each export; the process's exports forgotten."""
-    calls = []
-    real = onnx_backend._export
-
-    def counting(module, example, *args):
-        calls.append(tuple(example.shape))
-        return real(module, example, *args)
-
-    monkeypatch.setattr(onnx_backend, "_export", counting)
-    monkeypatch.setattr(onnx_backend, "_EXPORTED", {})
-    return calls
-
-
-def _cosines(a, b):
-    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
 def _encoder(bert, **params):
@@ -53,7 +33,7 @@ def test_onnxruntime_text_features_match_torch_on_texts_of_every_length(bert, ex
     present = np.array([bool(t) for t in TEXTS])
     for features in (batch, one_by_one):
         assert features.dtype == np.float32 and features.shape == reference.shape
-        assert _cosines(features[present], reference[present]).min() > 0.9999
+        assert cosines(features[present], reference[present]).min() > 0.9999
         np.testing.assert_allclose(features, reference, atol=1e-4, rtol=1e-3)
     assert exports == [(1, 2, 12)]
 
@@ -65,8 +45,8 @@ def test_int8_text_features_stay_close_and_are_cached_apart(bert, exports):
     assert int8.fingerprint() == reference.fingerprint() + "|int8"
     features = int8.transform(TEXTS)  # the cache holds float32's features: not answered from it
     present = np.array([bool(t) for t in TEXTS])
-    cosines = _cosines(features[present], float32[present])
-    assert cosines.min() > 0.98
+    cos = cosines(features[present], float32[present])
+    assert cos.min() > 0.98
     assert not np.allclose(features, float32, atol=1e-6)  # int8 weights, not the float32 model
     assert len(exports) == 1
 

@@ -98,8 +98,7 @@ def fit_stackers(stacking, modalities, y_enc, n_classes, *, multilabel):
             raise ValueError(f"stacking= stacks a text model on raw text columns of a single-label y; got {why}")
         return {}, {}
     y_enc = np.asarray(y_enc)
-    cv = _folds(y_enc)
-    if cv is None:
+    if _folds(y_enc) is None:
         if explicit:
             raise ValueError("stacking= needs at least 2 rows in some class of y for its out-of-fold predictions")
         return {}, {}
@@ -108,7 +107,8 @@ def fit_stackers(stacking, modalities, y_enc, n_classes, *, multilabel):
     for source in sources:
         texts, mask = _texts(modalities[source].values)
         rows = np.flatnonzero(mask)
-        if len(rows) < 2 or _folds(y_enc[rows]) is None:
+        cv = _folds(y_enc[rows]) if len(rows) >= 2 else None
+        if cv is None:
             if explicit:
                 raise ValueError(f"stacking=: text column {modalities[source].column or source!r} has too few texts")
             continue
@@ -121,11 +121,11 @@ def fit_stackers(stacking, modalities, y_enc, n_classes, *, multilabel):
             warnings.simplefilter("ignore", category=ConvergenceWarning)
             warnings.filterwarnings("ignore", message=".*least populated class.*")
             warnings.filterwarnings("ignore", message=".*[Nn]umber of classes in training fold.*")
-            proba = cross_val_predict(model, texts[rows], y_enc[rows], cv=_folds(y_enc[rows]), method="predict_proba")
+            proba = cross_val_predict(model, texts[rows], y_enc[rows], cv=cv, method="predict_proba")
             model.fit(texts[rows], y_enc[rows])
+        # the classes these rows have, sorted: the columns of cross_val_predict's and the refitted model's output
         classes = np.asarray(model.classes_, dtype=np.int64)
-        present = np.unique(y_enc[rows])
-        oof[np.ix_(rows, present)] = proba  # cross_val_predict orders columns by the sorted classes it saw
+        oof[np.ix_(rows, classes)] = proba
         name = stack_name(source, taken)
         taken.add(name)
         stackers[name] = {"source": source, "model": model, "classes": classes, "n_classes": int(n_classes)}
