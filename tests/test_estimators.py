@@ -5,6 +5,9 @@ Elsewhere: which columns are which modality (test_io_frame.py), labels and class
 trainable branches (test_finetune.py), one bad value per parameter (test_params.py).
 """
 
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -78,6 +81,38 @@ def test_same_seed_same_model(shapes_df):
     np.testing.assert_allclose(a, b, atol=1e-6)
     c = fast(max_epochs=3, fusion="gated", random_state=1).fit(df, df["label"]).predict_proba(df)
     assert not np.allclose(a, c)
+
+
+THREADED_FITS = """
+import sys
+import joblib
+import numpy as np
+sys.path.insert(0, sys.argv[2])
+from helpers import fast_classifier
+from skmm.datasets import make_shapes
+
+df = make_shapes(60, random_state=0, directory=sys.argv[1], image_size=16)
+# stacking="auto": its LogisticRegression runs a nested joblib Parallel inside fit
+settings = [dict(fusion=f, random_state=s, stacking="auto", max_epochs=4) for f in ("concat", "gated") for s in (0, 1)]
+
+def proba(params):
+    return fast_classifier(**params).fit(df, df["label"]).predict_proba(df)
+
+alone = [proba(p) for p in settings]
+threaded = joblib.Parallel(n_jobs=2, prefer="threads")(joblib.delayed(proba)(p) for p in settings)
+for a, b in zip(alone, threaded):
+    np.testing.assert_allclose(a, b, atol=1e-6)
+print("same")
+"""
+
+
+def test_fits_in_threads_give_the_models_of_fits_one_after_another(tmp_path):
+    # torch has one RNG per process: seeded fits in two threads take turns on it (a lock), or each would draw
+    # from the other's seeded generator and the models would depend on timing; in a subprocess, under a timeout
+    done = subprocess.run([sys.executable, "-c", THREADED_FITS, str(tmp_path), os.path.dirname(__file__)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "same"
 
 
 def test_fit_leaves_global_torch_rng_alone(shapes_df):

@@ -55,6 +55,14 @@ class _Autocast:
             return logits.float(), per.float(), mask
         return out.float()
 
+    def get_iterator(self, dataset, training=False):
+        loader = super().get_iterator(dataset, training=training)
+        if not training and isinstance(loader, torch.utils.data.DataLoader) and loader.generator is None:
+            # A loader draws a base seed from torch's global RNG each pass, shuffled or not.  Predicting (and
+            # validating) must not: a predict in one thread would shift the seeded stream of a fit in another
+            loader.generator = torch.Generator().manual_seed(0)
+        return loader
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         if not isinstance(y_pred, tuple):
             return super().get_loss(y_pred, y_true, X=X, training=training)

@@ -6,12 +6,17 @@ still makes an unseeded run repeatable, as in scikit-learn).
 """
 
 import contextlib
+import threading
 import uuid
 
+import joblib
 import numpy as np
 import torch
 
 __all__ = ["seed_of", "seeded"]
+
+#: torch's CPU generator is one per process: seeded blocks of several threads take turns on it
+_RNG_LOCK = threading.RLock()
 
 
 def seed_of(random_state):
@@ -42,6 +47,13 @@ def seed_of(random_state):
 def seeded(random_state):
     """Run a block with torch's CPU RNG seeded from ``random_state``; restore it after.
 
+    torch has one CPU generator per process, so a seeded block holds a lock: the
+    seeded blocks of other threads (fits in a threaded joblib search, or in a Dask
+    worker) wait for it instead of drawing from the same generator, which made the
+    results depend on timing.  Inside the block joblib runs sequentially: a nested
+    ``Parallel`` (a LogisticRegression's fit) would otherwise let a Dask worker
+    start another task in this process while this one waits.
+
     Yields the fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
     fixes the weights, a unique ``"unseeded=<uuid>"`` otherwise, so that an
     embedding cache never takes two differently initialised networks for one.
@@ -58,6 +70,6 @@ def seeded(random_state):
     (True, 'seed=0')
     """
     seed, reproducible = seed_of(random_state)
-    with torch.random.fork_rng(devices=[]):
+    with _RNG_LOCK, joblib.parallel_config(backend="sequential"), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield f"seed={seed}" if reproducible else f"unseeded={uuid.uuid4().hex}"
