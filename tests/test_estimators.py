@@ -115,6 +115,45 @@ def test_fits_in_threads_give_the_models_of_fits_one_after_another(tmp_path):
     assert done.stdout.strip() == "same"
 
 
+FORK_WHILE_HELD = """
+import multiprocessing, threading
+import torch
+from skmm.utils.seeding import seeded
+
+held, release = threading.Event(), threading.Event()
+
+def hold():
+    with seeded(0):
+        held.set()
+        release.wait()
+
+def child(queue):
+    with seeded(1):  # a lock inherited held by the other thread would wait here for ever
+        queue.put(float(torch.rand(1)))
+
+thread = threading.Thread(target=hold)
+thread.start()
+held.wait()
+ctx = multiprocessing.get_context("fork")
+queue = ctx.Queue()
+proc = ctx.Process(target=child, args=(queue,))
+proc.start()
+value = queue.get(timeout=60)
+proc.join()
+release.set()
+thread.join()
+with seeded(1):
+    assert value == float(torch.rand(1))
+print("ok")
+"""
+
+
+def test_a_process_forked_while_another_thread_fits_can_seed():
+    done = subprocess.run([sys.executable, "-c", FORK_WHILE_HELD], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "ok"
+
+
 def test_fit_leaves_global_torch_rng_alone(shapes_df):
     torch.manual_seed(123)
     expected = torch.rand(3)

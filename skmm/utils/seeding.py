@@ -6,6 +6,7 @@ still makes an unseeded run repeatable, as in scikit-learn).
 """
 
 import contextlib
+import os
 import threading
 import uuid
 
@@ -17,6 +18,16 @@ __all__ = ["seed_of", "seeded"]
 
 #: torch's CPU generator is one per process: seeded blocks of several threads take turns on it
 _RNG_LOCK = threading.RLock()
+
+
+def _new_lock_in_child():
+    # a process forked while another thread held the lock (decoding workers started by a predict while a
+    # fit trains) must not inherit it held by a thread that does not exist there
+    global _RNG_LOCK
+    _RNG_LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
 def seed_of(random_state):
