@@ -52,7 +52,8 @@ def test_a_trained_branch_holds_out_rows_and_predict_blends(frame):
     inputs = clf.model_inputs(X)
     p_net = clf.net_.predict_proba(SliceDict(**inputs))
     p_text = softmax(inputs["text_stack"].astype(np.float64), axis=1)
-    expected = clf.blend_weight_ * p_net + (1 - clf.blend_weight_) * p_text
+    w = clf.blend_weight_
+    expected = softmax(w * np.log(np.clip(p_net, 1e-6, None)) + (1 - w) * np.log(np.clip(p_text, 1e-6, None)), axis=1)
     np.testing.assert_allclose(clf.predict_proba(X), expected, rtol=1e-5, atol=1e-6)
 
 

@@ -196,9 +196,9 @@ CLASSIFIER_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
 # FusionClassifier's final prediction with stacked text models (skmm/estimators/blend.py)
 CLASSIFIER_BLEND = """    blend : "auto" or None, default="auto"
         Blend the network's class probabilities with those of the stacked text
-        models (``stacking``), ``p = w * p_net + (1 - w) * p_text``, ``w``
-        chosen on training rows the network did not train on: a stratified 20%
-        kept out of its training (the ``validation_fraction`` rows, when set),
+        models (``stacking``), log-linearly: ``p`` proportional to
+        ``p_net ** w * p_text ** (1 - w)``, ``w`` chosen on training rows the
+        network did not train on: a stratified 20% kept out of its training (the ``validation_fraction`` rows, when set),
         where the text models' probabilities are out-of-fold.  The weight that
         minimises those rows' log-loss is ``blend_weight_`` (0: the text models
         alone, 1: the network alone).  "auto" blends only when a branch is
