@@ -29,6 +29,19 @@ def test_the_weight_follows_whichever_side_is_right_on_the_held_out_rows():
     assert 0.0 < w < 1.0 and w in BLEND_GRID.round(6)
 
 
+def test_a_gain_within_the_noise_keeps_the_weight_near_the_linear_model():
+    # the network is much better on one row and a little worse on the nine others: its best weight on these
+    # rows is above 0, but within one standard error of the linear model alone, which is kept
+    y = np.zeros(10, dtype=int)
+    linear = np.tile([0.6, 0.4], (10, 1))
+    net = np.tile([0.55, 0.45], (10, 1))
+    net[0] = [0.999, 0.001]
+    linear[0] = [0.05, 0.95]
+    assert fit_blend_weight(net, linear, y) == 0.0
+    # the same gain on every row is no noise: the network's weight grows
+    assert fit_blend_weight(np.tile([0.9, 0.1], (10, 1)), np.tile([0.6, 0.4], (10, 1)), y) == 1.0
+
+
 def test_holdout_rows_are_stratified_and_fall_back_to_random_rows():
     y = np.repeat(np.arange(5), 20)
     rows = holdout_rows(y, HOLDOUT, seed=0)
