@@ -50,6 +50,7 @@ if args.baselines:
 CONF = {
   "scratch": lambda s: FusionClassifier(on_error="warn", random_state=s),
   "scratch-nostack": lambda s: FusionClassifier(on_error="warn", random_state=s, stacking=None),
+  "scratch-noblend": lambda s: FusionClassifier(on_error="warn", random_state=s, blend=None),
   "scratch-text": lambda s: FusionClassifier(fusion="text", on_error="warn", random_state=s),
   "scratch-image": lambda s: FusionClassifier(fusion="image", on_error="warn", random_state=s),
   "frozen": lambda s: FusionClassifier(image=img, text=txt, random_state=s),

@@ -71,6 +71,7 @@ BAD = {
         "label_smoothing": [(1.0, ValueError, r"label_smoothing must be in \[0, 1\)"), ("0.1", ValueError, "label_smoothing")],
         "stacking": [("tfidf", ValueError, "stacking must be 'auto', None or a scikit-learn classifier"),
                      (3, TypeError, "stacking must be 'auto', None or a scikit-learn classifier")],
+        "blend": [("linear", ValueError, "blend must be 'auto' or None"), (0.5, ValueError, "blend must be 'auto'")],
         "class_weight": [("balance", ValueError, "class_weight must be None, 'balanced' or a dict")],
         "threshold": [(1.0, ValueError, r"threshold must be a number in \(0, 1\) or 'tune'"),
                       (0, ValueError, "threshold must be"), ("best", ValueError, "threshold must be")],
@@ -90,7 +91,7 @@ BAD = {
 }
 BAD[FusionRegressor] = {
     **{k: v for k, v in BAD[FusionClassifier].items()
-       if k not in ("label_smoothing", "stacking", "class_weight", "threshold", "calibration")},
+       if k not in ("label_smoothing", "stacking", "blend", "class_weight", "threshold", "calibration")},
     "loss": [("squared", ValueError, "loss must be one of"), (None, ValueError, "loss must be one of")],
     "standardize_target": [("yes", TypeError, "standardize_target must be True or False")],
 }

@@ -226,7 +226,8 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
             # inputs decoded per batch by the loaders (ImageEncoder(decode="per_batch")): name -> loader workers
             streamed = {n: v.num_workers for n, v in data.items() if getattr(v, "streamed", False)}
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
-                                       accelerator=accelerator, streamed=streamed)
+                                       accelerator=accelerator, streamed=streamed,
+                                       holdout=self._training_holdout(y_enc, seed))
             with torch_threads(self._training_threads(net_branches, augment)):
                 self.net_.fit(SliceDict(**data), y_enc)
                 if "iterator_valid__num_workers" in vars(self.net_):
@@ -241,6 +242,9 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
 
     def _after_training(self, data, y_enc):
         """Hook run once the net is trained, on the encoded training inputs (calibration)."""
+
+    def _training_holdout(self, y_enc, seed):
+        """Hook: indices of training rows the net must not train on (FusionClassifier's blend), or None."""
 
     def _training_target(self):
         """What the net is trained for: keyword arguments of build_net (task, loss, label_smoothing)."""
@@ -286,11 +290,11 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         return inference_threads(module=trainable, cores=free_cores() if trainable else 1)
 
     def _make_net(self, net_branches, n_outputs, class_weights, seed, augment=None, module=None, accelerator=None,
-                  streamed=None):
+                  streamed=None, holdout=None):
         """The skorch net (untrained) around a new FusionNet over ``net_branches`` (or ``module``).
 
         ``augment``: input name -> the augmentation of its training batches;
-        ``accelerator``: an ``accelerate.Accelerator`` that trains the net.
+        ``accelerator``: an ``accelerate.Accelerator`` that trains the net; ``holdout``: rows it does not train on.
         """
         module = module if module is not None else FusionNet(
             net_branches, n_outputs, fusion=self.fusion, dim=self.dim, hidden_dim=self.hidden_dim,
@@ -302,7 +306,7 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
             module, n_classes=n_outputs, class_weights=class_weights, **self._training_target(), augment=augment, lr=self.lr,
             weight_decay=self.weight_decay, max_epochs=self.max_epochs, batch_size=self.batch_size,
             warmup_epochs=self.warmup_epochs, grad_clip=self.grad_clip, backbone_lr=self.backbone_lr,
-            validation_fraction=self.validation_fraction, n_iter_no_change=self.n_iter_no_change,
+            validation_fraction=self.validation_fraction, holdout=holdout, n_iter_no_change=self.n_iter_no_change,
             early_stopping_scoring=self.early_stopping_scoring, callbacks=self.callbacks,
             device=self.device_, precision=self.precision, seed=seed, verbose=self.verbose, accelerator=accelerator,
             streamed=streamed,

@@ -11,9 +11,10 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted, c
 
 from ..utils.validation import check_fraction, check_number
 from .base import BaseFusionEstimator
+from .blend import blended, check_blend, fit_blend, training_holdout
 from .calibration import fit_temperature, probabilities, tune_thresholds
 from .docs import (
-    CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries,
+    CLASSIFIER_BLEND, CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries,
 )
 from .multilabel import check_target_options, label_weights
 from .stacked import check_stacking
@@ -60,7 +61,9 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         a ``y`` with one row per class.  A classifier with ``predict_proba``
         (a Pipeline taking a 1-D array of strings) replaces the default model;
         None turns stacking off.  The fitted models are in ``stackers_``.
-    class_weight : "balanced", dict or None, default=None
+"""
+        + CLASSIFIER_BLEND
+        + """    class_weight : "balanced", dict or None, default=None
         Weights of the classes in the loss: "balanced" weighs each class by
         ``n_samples / (n_classes * count)``; a dict maps labels of ``y`` (as
         given, e.g. ``{"rare": 5.0}``) to weights, classes it leaves out weigh 1,
@@ -97,6 +100,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         Multilabel only: each label's decision threshold.
     temperature_ : float
         The temperature dividing the logits (1.0 without ``calibration``).
+    blend_weight_ : float
+        The network's share in the blend with the stacked text models (``blend``); 1.0: the network alone.
     stackers_ : dict
         Stacked modality name (``<text>_stack``) -> ``{"source": the text
         modality, "model": the text classifier fitted on all rows, "classes":
@@ -206,6 +211,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         warmup_epochs=0,
         label_smoothing=0.0,
         stacking="auto",
+        blend="auto",
         class_weight=None,
         threshold=0.5,
         calibration=None,
@@ -244,6 +250,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self.warmup_epochs = warmup_epochs
         self.label_smoothing = label_smoothing
         self.stacking = stacking
+        self.blend = blend
         self.class_weight = class_weight
         self.threshold = threshold
         self.calibration = calibration
@@ -283,6 +290,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self._check_params()
         check_fraction("label_smoothing", self.label_smoothing)
         check_stacking(self.stacking)
+        check_blend(self.blend)
         self._check_class_weight_param()
         check_target_options(self)
         if y is None:
@@ -328,11 +336,15 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
     def _training_target(self):
         return {"task": "multilabel" if self.multilabel_ else "multiclass", "label_smoothing": self.label_smoothing}
 
+    def _training_holdout(self, y_enc, seed):
+        return training_holdout(self, y_enc, seed)
+
     def _after_training(self, data, y_enc):
         self.temperature_ = 1.0
         if self.calibration is None and not (self.multilabel_ and self.threshold == "tune"):
             if self.multilabel_:
                 self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
+            self.blend_weight_ = fit_blend(self, data, y_enc)
             return
         logits, y_valid = self._validation_outputs(data, y_enc)
         if self.calibration == "temperature":
@@ -343,6 +355,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
                 self.thresholds_ = tune_thresholds(proba, y_valid)
             else:
                 self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
+        self.blend_weight_ = fit_blend(self, data, y_enc)
 
     def _check_class_weight_param(self):
         cw = self.class_weight
@@ -389,6 +402,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         check_is_fitted(self)
         # softmax / sigmoid at float64: rows sum to 1 at the precision scikit-learn's metrics expect
         proba = probabilities(self._outputs(inputs), multilabel=self.multilabel_, temperature=self.temperature_)
+        proba = blended(self, proba, inputs)  # with the stacked text models, by blend_weight_ (blend=)
         proba[self._rows_without_any_modality(inputs)] = self.class_prior_
         return proba
 
@@ -436,6 +450,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
                 "classes": self.classes_,
                 "class_prior": self.class_prior_,
                 "temperature": float(self.temperature_),
+                "blend_weight": float(getattr(self, "blend_weight_", 1.0)),
                 "multilabel": None if not self.multilabel_ else {
                     "thresholds": self.thresholds_, "form": self._target_form.to_plain()},
                 "categorical": None if dtype is None else {
@@ -451,6 +466,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self._label_dtype = None if categorical is None else pd.CategoricalDtype(
             categorical["categories"], ordered=bool(categorical["ordered"]))
         self.temperature_ = float(labels.get("temperature", 1.0))  # files saved before calibration existed
+        self.blend_weight_ = float(labels.get("blend_weight", 1.0))  # and before blend
         multilabel = labels.get("multilabel")
         self.multilabel_ = multilabel is not None
         self._target_form = None if multilabel is None else TargetForm(**multilabel["form"])

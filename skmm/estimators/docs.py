@@ -6,7 +6,7 @@ encoders, fusion and training parameters; their docstrings are assembled from
 :data:`TRAINING_PARAMETERS` (those after them), in signature order.
 """
 
-__all__ = ["CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMODAL_LOSS", "SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
+__all__ = ["CLASSIFIER_BLEND", "CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMODAL_LOSS", "SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
 
 #: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
@@ -192,4 +192,20 @@ CLASSIFIER_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
         and a weight of a few units this approaches the classic late fusion of
         separately trained classifiers.  No effect on the single-modality
         ablations.
+"""
+# FusionClassifier's final prediction with stacked text models (skmm/estimators/blend.py)
+CLASSIFIER_BLEND = """    blend : "auto" or None, default="auto"
+        Blend the network's class probabilities with those of the stacked text
+        models (``stacking``), log-linearly: ``p`` proportional to
+        ``p_net ** w * p_text ** (1 - w)``, ``w`` chosen on training rows the
+        network did not train on: a stratified 20% kept out of its training (the ``validation_fraction`` rows, when set),
+        where the text models' probabilities are out-of-fold.  The smallest
+        weight whose log-loss on those rows is within one standard error of
+        the lowest is ``blend_weight_`` (0: the text models alone, 1: the
+        network alone).  "auto" blends only when a branch is
+        trained (the default CNN and GRU from scratch, or fine-tuned
+        backbones) and text models are stacked: such a network learns its
+        training rows by heart and would otherwise trust its branches over the
+        linear model (BENCHMARKS.md, accuracy summary); with frozen encoders
+        it trains on every row and ``blend_weight_`` is 1.  None turns it off.
 """

@@ -24,7 +24,7 @@ from ..utils.device import autocast
 
 __all__ = [
     "LOSSES", "TASKS", "AugmentingCollate", "AutocastMultilabelNet", "AutocastNet", "AutocastRegressorNet",
-    "WarmupCosine", "build_net",
+    "HeldOutRows", "WarmupCosine", "build_net",
 ]
 
 #: What a net is trained for: one class per row, several 0/1 labels per row, real values.
@@ -200,6 +200,23 @@ class WarmupCosine:
         return 0.5 * (1 + math.cos(math.pi * min(epoch - self.warmup_epochs, span) / span))
 
 
+class HeldOutRows:
+    """A skorch ``train_split`` that keeps the rows at ``indices`` out of training (validation rows).
+
+    Unlike ``validation_fraction`` it stops nothing early: the held-out rows are
+    scored after training (FusionClassifier's ``blend``).
+    """
+
+    def __init__(self, indices):
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __call__(self, dataset, y=None, groups=None):
+        keep = np.ones(len(dataset), dtype=bool)
+        keep[self.indices] = False
+        return (torch.utils.data.Subset(dataset, np.flatnonzero(keep)),
+                torch.utils.data.Subset(dataset, self.indices))
+
+
 def build_net(
     module,
     *,
@@ -217,6 +234,7 @@ def build_net(
     grad_clip=None,
     backbone_lr=None,
     validation_fraction=None,
+    holdout=None,
     n_iter_no_change=5,
     early_stopping_scoring=None,
     callbacks=None,
@@ -242,6 +260,8 @@ def build_net(
     maps input names decoded per batch to their loader workers, ``seed``
     fixes the validation split.  With an ``accelerator`` (``accelerate.Accelerator``)
     the net is an :class:`~skmm.fusion.accelerated.AcceleratedNet`, placed by it.
+    ``holdout``: indices of rows kept out of training without early stopping
+    (:class:`HeldOutRows`), when ``validation_fraction`` is None.
     """
     schedule = WarmupCosine(warmup_epochs, max_epochs)
     cbs = [("lr_schedule", LRScheduler(policy=torch.optim.lr_scheduler.LambdaLR, lr_lambda=schedule))]
@@ -257,6 +277,8 @@ def build_net(
             cbs.append((monitor, EpochScoring(early_stopping_scoring, lower_is_better=False, name=monitor)))
         cbs.append(("early_stopping", EarlyStopping(
             monitor=monitor, lower_is_better=lower_is_better, patience=n_iter_no_change, load_best=True)))
+    elif holdout is not None:
+        train_split = HeldOutRows(holdout)
     cbs.extend(callbacks or [])
     kwargs = {}
     if class_weights is not None:
