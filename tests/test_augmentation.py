@@ -88,7 +88,7 @@ def test_auto_augments_trainable_from_scratch_branches_only(frame):
     X, y = frame
     cnn = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}).fit(X["image_path"])
     branch = cnn.as_branch()
-    assert isinstance(branch.augment, ImageAugmentation) and branch.augment.transform == "light"
+    assert isinstance(branch.augment, ImageAugmentation) and branch.augment.transform == "light+photometric"
     frozen = ImageEncoder("cnn", image_size=16, trainable=False, backbone_kwargs={"channels": (4, 8)})
     assert frozen.fit(X["image_path"]).as_branch().augment is None  # it gets views instead (test_views.py)
     assert ImageEncoder("pixels", image_size=8).fit(X["image_path"]).as_branch().augment is None

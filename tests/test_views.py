@@ -105,9 +105,10 @@ def test_views_are_left_out_with_a_validation_split_with_a_warning_when_asked_fo
     assert len(recorder.rows) == len(X) - len(X) // 4
 
 
-def test_the_photometric_preset_keeps_shape_and_dtype_and_changes_pictures():
+@pytest.mark.parametrize("preset", ["photometric", "light+photometric", "strong+photometric"])
+def test_the_photometric_presets_keep_shape_and_dtype_and_change_pictures(preset):
     torch.manual_seed(0)
-    transform = preset_transform("photometric", 16)
+    transform = preset_transform(preset, 16)
     img = torch.randint(0, 256, (3, 16, 16), dtype=torch.uint8)
     outs = [transform(img) for _ in range(20)]
     assert all(o.shape == img.shape and o.dtype == torch.uint8 for o in outs)

@@ -19,6 +19,8 @@ The presets use :mod:`torchvision.transforms.v2` (the ``vision`` extra):
               (sigma 0.1-2 px at 64 px) with p=0.5, RandomSolarize(128, p=0.2),
               RandomInvert(p=0.2).  What frozen encoders encode their extra
               training views with (:mod:`skmm.estimators.views`).
+``"light+photometric"``  "light", then "photometric": what ``augment="auto"``
+              gives a backbone trained from scratch (and "strong+photometric").
 
 Random draws come from torch's global RNG, which the estimator seeds from its
 ``random_state`` for the whole fit (and the DataLoader derives its workers' seeds
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 #: The string values of ``ImageEncoder(augment=...)``.
-AUGMENT_OPTIONS = ("auto", "none", "light", "strong", "photometric")
+AUGMENT_OPTIONS = ("auto", "none", "light", "strong", "photometric", "light+photometric", "strong+photometric")
 
 
 def vision_available():
@@ -88,6 +90,8 @@ def preset_transform(name, image_size):
     torch.Size([3, 16, 16])
     """
     v2 = import_optional("torchvision.transforms.v2", "vision", what=f"augment={name!r}")
+    if "+" in name:
+        return v2.Compose([preset_transform(part, image_size) for part in name.split("+")])
     if name == "light":
         return v2.Compose([
             v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), antialias=True),

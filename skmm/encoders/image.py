@@ -60,13 +60,14 @@ class ImageEncoder(BaseEncoder):
         (60-100% of the area), a horizontal flip and a small colour jitter;
         "strong" crops down to 35% and jitters more; "photometric" changes
         colour, tone and sharpness only (colour jitter, greyscale, blur,
-        solarize, invert; see :mod:`skmm.encoders.augmentation`); a callable
+        solarize, invert; see :mod:`skmm.encoders.augmentation`);
+        "light+photometric" and "strong+photometric" apply both; a callable
         (e.g. a ``torchvision.transforms.v2`` transform) maps one uint8 image
         tensor (3, S, S) to one of the same shape.  A frozen encoder: its
         features are computed once, so the classifier also encodes one
         transformed view of each training picture, once (cached), and trains
         on both (:mod:`skmm.estimators.views`; not with
-        ``validation_fraction``).  "auto" is "light" for a backbone trained
+        ``validation_fraction``).  "auto" is "light+photometric" for a backbone trained
         from scratch (randomly initialised), "photometric" views for a frozen
         one, when torchvision is installed, and off otherwise; "none" and None
         are off.  Standalone ``transform`` never augments.  The presets need
@@ -220,7 +221,9 @@ class ImageEncoder(BaseEncoder):
         augment = self.augment
         if augment == "auto":
             if trainable:
-                augment = "light" if self.backbone_.trainable and vision_available() else None
+                # photometric changes too: a picture recoloured or redrawn at prediction time should not throw
+                # the branch (shapes from scratch, pictures shifted: 1.000 against 0.442; BENCHMARKS.md)
+                augment = "light+photometric" if self.backbone_.trainable and vision_available() else None
             else:  # a frozen encoder: extra training views, encoded once (skmm.estimators.views)
                 augment = "photometric" if vision_available() else None
         if augment is None or augment == "none":
