@@ -7,7 +7,7 @@ EfficientNet-Lite0 of benchmarks/accuracy.py, without any cache: encoding the pl
 pictures (what every frozen fit pays once) against encoding one photometric view
 of each (what the views add, once; later fits read both from the cache); then the
 fit of FusionClassifier on the cached features with views against without (the
-head trains on twice the rows).  Interleaved, best of ``--repeat``; prints ratios.
+same number of rows; half of them read the cached views).  Interleaved, best of ``--repeat``; prints ratios.
 """
 import argparse, os, sys, tempfile, time, warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

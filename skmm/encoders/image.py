@@ -66,7 +66,7 @@ class ImageEncoder(BaseEncoder):
         tensor (3, S, S) to one of the same shape.  A frozen encoder: its
         features are computed once, so the classifier also encodes one
         transformed view of each training picture, once (cached), and trains
-        on both (:mod:`skmm.estimators.views`; not with
+        on a mix of plain and viewed rows (:mod:`skmm.estimators.views`; not with
         ``validation_fraction``).  "auto" is "light+photometric" for a backbone trained
         from scratch (randomly initialised), "photometric" views for a frozen
         one, when torchvision is installed, and off otherwise; "none" and None
