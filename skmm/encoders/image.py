@@ -249,6 +249,7 @@ class ImageEncoder(BaseEncoder):
         features : ndarray of shape (n_samples, n_features_out)
             Zeros where a picture is missing.
         present : ndarray of bool
+            True where the row has a picture.
         """
         check_is_fitted(self)
         batch = self._read(X, reset=False)
