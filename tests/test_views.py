@@ -48,6 +48,7 @@ def test_auto_gives_frozen_image_branches_photometric_views_and_trainable_ones_n
     assert trainable.as_branch().views is None
     assert _frozen(None).fit(X["image_path"]).as_branch().views is None
     assert _frozen("none").fit(X["image_path"]).as_branch().views is None
+    assert ImageEncoder("pixels", image_size=8).fit(X["image_path"]).as_branch().views is None  # raw pixels: off
 
 
 def test_the_network_trains_on_a_mix_of_plain_and_augmented_features_and_predicts_from_plain_ones(frame):

@@ -66,11 +66,12 @@ class ImageEncoder(BaseEncoder):
         tensor (3, S, S) to one of the same shape.  A frozen encoder: its
         features are computed once, so the classifier also encodes one
         transformed view of each training picture, once (cached), and trains
-        on a mix of plain and viewed rows (:mod:`skmm.estimators.views`; not with
-        ``validation_fraction``).  "auto" is "light+photometric" for a backbone trained
-        from scratch (randomly initialised), "photometric" views for a frozen
-        one, when torchvision is installed, and off otherwise; "none" and None
-        are off.  Standalone ``transform`` never augments.  The presets need
+        on a mix of plain and viewed rows (:mod:`skmm.estimators.views`; not
+        with ``validation_fraction``).  "auto" is "light+photometric" for a
+        backbone trained from scratch (randomly initialised), "photometric"
+        views for a frozen network (not for ``pixels``, which has none), when
+        torchvision is installed, and off otherwise; "none" and None are off.
+        Standalone ``transform`` never augments.  The presets need
         torchvision (``pip install "skmm[vision]"``).  The transforms of a
         trainable branch run in ``num_workers`` worker processes of the
         training loader (in the training process when 0); all draw from
@@ -224,8 +225,10 @@ class ImageEncoder(BaseEncoder):
                 # photometric changes too: a picture recoloured or redrawn at prediction time should not throw
                 # the branch (shapes from scratch, pictures shifted: 1.000 against 0.442; BENCHMARKS.md)
                 augment = "light+photometric" if self.backbone_.trainable and vision_available() else None
-            else:  # a frozen encoder: extra training views, encoded once (skmm.estimators.views)
-                augment = "photometric" if vision_available() else None
+            else:  # a frozen network: extra training views, encoded once (skmm.estimators.views); not raw pixels
+                module = self.backbone_.module
+                network = module is not None and any(True for _ in module.parameters())
+                augment = "photometric" if network and vision_available() else None
         if augment is None or augment == "none":
             return None
         if isinstance(augment, str):
