@@ -18,6 +18,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np, torch
 from benchmarks import accuracy as A, accuracy_data
 from skmm import FusionClassifier, ImageEncoder, TextEncoder  # noqa: F401 - for configurations given in EXTRA
+from sklearn.base import clone
 from sklearn.metrics import f1_score
 
 ap = argparse.ArgumentParser()
@@ -63,6 +64,13 @@ CONF = {
   "frozen-md3": lambda s: FusionClassifier(image=img, text=txt, modality_dropout=0.3, random_state=s),
   "frozen-ul3": lambda s: FusionClassifier(image=img, text=txt, unimodal_loss=3.0, random_state=s),
   "frozen-tfidf": lambda s: FusionClassifier(image=img, text="tfidf", random_state=s),
+  # without the photometric views of the training pictures (the default before them; BENCHMARKS accuracy-views)
+  "frozen-noviews": lambda s: FusionClassifier(image=clone(img).set_params(augment=None), text=txt, random_state=s),
+  "frozen-image-noviews": lambda s: FusionClassifier(image=clone(img).set_params(augment=None), text=txt,
+                                                     fusion="image", random_state=s),
+  # the trainable CNN's augmentation before "light+photometric"
+  "scratch-light": lambda s: FusionClassifier(image=ImageEncoder("cnn", augment="light"), on_error="warn",
+                                              random_state=s),
 }
 extra = os.environ.get("EXTRA")
 if extra:

@@ -88,21 +88,23 @@ def test_auto_augments_trainable_from_scratch_branches_only(frame):
     X, y = frame
     cnn = ImageEncoder("cnn", image_size=16, backbone_kwargs={"channels": (4, 8)}).fit(X["image_path"])
     branch = cnn.as_branch()
-    assert isinstance(branch.augment, ImageAugmentation) and branch.augment.transform == "light"
+    assert isinstance(branch.augment, ImageAugmentation) and branch.augment.transform == "light+photometric"
     frozen = ImageEncoder("cnn", image_size=16, trainable=False, backbone_kwargs={"channels": (4, 8)})
-    assert frozen.fit(X["image_path"]).as_branch().augment is None
+    assert frozen.fit(X["image_path"]).as_branch().augment is None  # it gets views instead (test_views.py)
     assert ImageEncoder("pixels", image_size=8).fit(X["image_path"]).as_branch().augment is None
     clf = _clf(image=ImageEncoder("pixels", image_size=8)).fit(X, y)
     assert "iterator_train__collate_fn" not in clf.net_.get_params()
 
 
-def test_frozen_encoders_never_augment_even_when_asked(frame):
+def test_frozen_encoders_never_augment_in_the_loader_but_train_on_views(frame):
     X, y = frame
     clf = _clf(image=ImageEncoder("cnn", image_size=16, trainable=False, augment="strong",
                                   backbone_kwargs={"channels": (4, 8)}))
-    with pytest.warns(UserWarning, match="augment='strong' has no effect: 'cnn' is frozen"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
         clf.fit(X, y)
     assert "iterator_train__collate_fn" not in clf.net_.get_params()
+    assert clf.branches_["image"].views.transform == "strong"  # encoded once (tests/test_views.py)
 
 
 def test_standalone_transform_never_augments(frame):

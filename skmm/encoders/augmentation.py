@@ -13,6 +13,14 @@ The presets use :mod:`torchvision.transforms.v2` (the ``vision`` extra):
 ``"light"``   RandomResizedCrop(scale=(0.6, 1)), horizontal flip, ColorJitter(0.1, 0.1, 0.1)
 ``"strong"``  RandomResizedCrop(scale=(0.35, 1)), horizontal flip,
               ColorJitter(0.3, 0.3, 0.3, 0.05), RandomGrayscale(p=0.1)
+``"photometric"``  colour and tone only, no geometry (the photometric half of the
+              SimCLR/BYOL recipes, with AutoAugment's Invert): ColorJitter(0.4,
+              0.4, 0.2, 0.1) with p=0.8, RandomGrayscale(p=0.2), GaussianBlur
+              (sigma 0.1-2 px at 64 px) with p=0.5, RandomSolarize(128, p=0.2),
+              RandomInvert(p=0.2).  What frozen encoders encode their extra
+              training views with (:mod:`skmm.estimators.views`).
+``"light+photometric"``  "light", then "photometric": what ``augment="auto"``
+              gives a backbone trained from scratch (and "strong+photometric").
 
 Random draws come from torch's global RNG, which the estimator seeds from its
 ``random_state`` for the whole fit (and the DataLoader derives its workers' seeds
@@ -35,7 +43,7 @@ __all__ = [
 ]
 
 #: The string values of ``ImageEncoder(augment=...)``.
-AUGMENT_OPTIONS = ("auto", "none", "light", "strong")
+AUGMENT_OPTIONS = ("auto", "none", "light", "strong", "photometric", "light+photometric", "strong+photometric")
 
 
 def vision_available():
@@ -72,7 +80,7 @@ def require_vision(preset):
 
 
 def preset_transform(name, image_size):
-    """The torchvision v2 transform of the preset ``name`` ("light" or "strong") for square images.
+    """The torchvision v2 transform of the preset ``name`` ("light", "strong", "photometric") for square images.
 
     Examples
     --------
@@ -82,6 +90,8 @@ def preset_transform(name, image_size):
     torch.Size([3, 16, 16])
     """
     v2 = import_optional("torchvision.transforms.v2", "vision", what=f"augment={name!r}")
+    if "+" in name:
+        return v2.Compose([preset_transform(part, image_size) for part in name.split("+")])
     if name == "light":
         return v2.Compose([
             v2.RandomResizedCrop(image_size, scale=(0.6, 1.0), antialias=True),
@@ -95,7 +105,16 @@ def preset_transform(name, image_size):
             v2.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.3, hue=0.05),
             v2.RandomGrayscale(p=0.1),
         ])
-    raise ValueError(f"no augmentation preset {name!r}; the presets are 'light' and 'strong'")
+    if name == "photometric":
+        sigma = max(2.0 * image_size / 64, 0.2)
+        return v2.Compose([
+            v2.RandomApply([v2.ColorJitter(brightness=0.4, contrast=0.4, saturation=0.2, hue=0.1)], p=0.8),
+            v2.RandomGrayscale(p=0.2),
+            v2.RandomApply([v2.GaussianBlur(2 * int(1.5 * sigma) + 1, sigma=(0.05 * sigma, sigma))], p=0.5),
+            v2.RandomSolarize(threshold=128, p=0.2),
+            v2.RandomInvert(p=0.2),
+        ])
+    raise ValueError(f"no augmentation preset {name!r}; the presets are 'light', 'strong' and 'photometric'")
 
 
 class ImageAugmentation:
@@ -107,7 +126,7 @@ class ImageAugmentation:
     Parameters
     ----------
     transform : str or callable
-        A preset name ("light", "strong"; see :func:`preset_transform`) or a
+        A preset name ("light", "strong", "photometric"; see :func:`preset_transform`) or a
         callable mapping one uint8 image tensor ``(3, S, S)`` to a uint8 tensor
         of the same shape, drawing its randomness from torch's global RNG (as
         torchvision's transforms do).

@@ -246,8 +246,8 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         """
         check_is_fitted(self)
         if not self.is_trainable_:
-            self._branch_augmentation(False)
-            return Branch(encoder=self, module=None, width=self._n_features_out, trainable=False)
+            return Branch(encoder=self, module=None, width=self._n_features_out, trainable=False,
+                          views=self._branch_augmentation(False))
         if isinstance(self.trainable, str) and self.trainable.startswith("last:"):
             n = int(self.trainable[5:])
             blocks = list(self.backbone_.blocks or [])

@@ -32,6 +32,10 @@ class Branch:
         training batch of :meth:`inputs` (trainable image branches; see
         :mod:`skmm.encoders.augmentation`); None for no augmentation.  Never
         applied to validation rows or in prediction.
+    views : ImageAugmentation or None
+        For a frozen image branch: the random transform of the extra training
+        views the estimator encodes once and trains on beside the plain
+        features (:mod:`skmm.estimators.views`); None for none.
     """
 
     encoder: Any
@@ -39,6 +43,7 @@ class Branch:
     width: int
     trainable: bool
     augment: Any = None
+    views: Any = None
 
     def inputs(self, X):
         """The branch's inputs for the raw values ``X``, and a bool array of the rows that have one.
@@ -61,6 +66,10 @@ class Branch:
         if not self.trainable:
             return frozen_training_features(self.encoder, X, self.width)
         return self.inputs(X)
+
+    def view_inputs(self, X, *, seed=0):
+        """Features of one randomly transformed view of each input of ``X`` (a frozen branch with ``views``)."""
+        return self.encoder.augmented_features(X, self.views, seed=seed)
 
     def fitted_encoder(self, module, *, tag=None):
         """The fitted encoder as it stands once the network trained ``module``.

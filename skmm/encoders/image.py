@@ -1,7 +1,6 @@
 """ImageEncoder: image files (or image arrays) to feature vectors, through a registered backbone."""
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -16,6 +15,7 @@ from ..io.images.decode import RESIZE_MODES
 from ..io.images.sampling import DECODE_CHUNK
 from ..registry import image_backbones
 from ..utils.optional import import_optional
+from ..utils.seeding import seeded
 from ..utils.validation import check_int, check_on_error, check_option
 from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
@@ -52,24 +52,30 @@ class ImageEncoder(BaseEncoder):
         lets the backbone decide: nets trained from scratch do, pretrained ones
         stay frozen), or only its last n blocks do.  Standalone transforms never
         train.
-    augment : {"auto", "none", "light", "strong"}, callable or None, default="auto"
-        Train-time augmentation of a trainable branch inside FusionClassifier:
+    augment : {"auto", "none", "light", "strong", "photometric"}, callable or None, default="auto"
+        Train-time augmentation inside FusionClassifier.  A trainable branch:
         each training batch's pictures get their own random transform as the
         batch is drawn, so every epoch sees new versions of them (validation
         rows and predictions never do).  "light" is a random resized crop
         (60-100% of the area), a horizontal flip and a small colour jitter;
-        "strong" crops down to 35% and jitters more (see
-        :mod:`skmm.encoders.augmentation`); a callable (e.g. a
-        ``torchvision.transforms.v2`` transform) maps one uint8 image tensor
-        (3, S, S) to one of the same shape.  "auto" is "light" for a backbone
-        trained from scratch (randomly initialised) when torchvision is
-        installed, and off otherwise; "none" and None are off.  Frozen encoders
-        (and standalone ``transform``) never augment: their features are
-        computed once.  The presets need torchvision (``pip install
-        "skmm[vision]"``).  The transforms run in ``num_workers`` worker
-        processes of the training loader (in the training process when 0), and
-        draw from torch's RNG, which the classifier seeds from its
-        ``random_state``.
+        "strong" crops down to 35% and jitters more; "photometric" changes
+        colour, tone and sharpness only (colour jitter, greyscale, blur,
+        solarize, invert; see :mod:`skmm.encoders.augmentation`);
+        "light+photometric" and "strong+photometric" apply both; a callable
+        (e.g. a ``torchvision.transforms.v2`` transform) maps one uint8 image
+        tensor (3, S, S) to one of the same shape.  A frozen encoder: its
+        features are computed once, so the classifier also encodes one
+        transformed view of each training picture, once (cached), and trains
+        on a mix of plain and viewed rows (:mod:`skmm.estimators.views`; not
+        with ``validation_fraction``).  "auto" is "light+photometric" for a
+        backbone trained from scratch (randomly initialised), "photometric"
+        views for a frozen network (not for ``pixels``, which has none), when
+        torchvision is installed, and off otherwise; "none" and None are off.
+        Standalone ``transform`` never augments.  The presets need
+        torchvision (``pip install "skmm[vision]"``).  The transforms of a
+        trainable branch run in ``num_workers`` worker processes of the
+        training loader (in the training process when 0); all draw from
+        torch's RNG, which the classifier seeds from its ``random_state``.
     decode : {"auto", "upfront", "per_batch"}, default="auto"
         How a trainable branch inside FusionClassifier reads its training
         pictures.  "upfront" decodes them all before training and keeps the
@@ -215,22 +221,64 @@ class ImageEncoder(BaseEncoder):
     def _branch_augmentation(self, trainable):
         augment = self.augment
         if augment == "auto":
-            augment = "light" if trainable and self.backbone_.trainable and vision_available() else None
+            if trainable:
+                # photometric changes too: a picture recoloured or redrawn at prediction time should not throw
+                # the branch (shapes from scratch, pictures shifted: 1.000 against 0.442; BENCHMARKS.md)
+                augment = "light+photometric" if self.backbone_.trainable and vision_available() else None
+            else:  # a frozen network: extra training views, encoded once (skmm.estimators.views); not raw pixels
+                module = self.backbone_.module
+                network = module is not None and any(True for _ in module.parameters())
+                augment = "photometric" if network and vision_available() else None
         if augment is None or augment == "none":
-            return None
-        if not trainable:
-            warnings.warn(
-                f"augment={augment!r} has no effect: {self.backbone!r} is frozen (its features are computed "
-                "once); augmentation needs a trainable image branch",
-                UserWarning,
-                stacklevel=4,
-            )
             return None
         if isinstance(augment, str):
             require_vision(augment)  # before any image is decoded or any training starts
+        if not trainable:
+            return ImageAugmentation(augment, image_size=self.backbone_.image_size)
         # the training loader's workers: the decoding workers' rule, for a loader that runs every epoch
         workers = resolve_num_workers(self.num_workers, 2**31, 1)
         return ImageAugmentation(augment, image_size=self.backbone_.image_size, num_workers=workers)
+
+    def augmented_features(self, X, augmentation, *, seed=0):
+        """Frozen features of randomly transformed copies of the pictures in ``X``.
+
+        Each picture is decoded, transformed once by ``augmentation`` (an
+        :class:`~skmm.encoders.augmentation.ImageAugmentation`) and encoded; the
+        features of files are cached like the plain ones, under the transform
+        and ``seed``.
+
+        Returns
+        -------
+        features : ndarray of shape (n_samples, n_features_out)
+            Zeros where a picture is missing.
+        present : ndarray of bool
+            True where the row has a picture.
+        """
+        check_is_fitted(self)
+        batch = self._read(X, reset=False)
+        keys = self._keys(batch) if self.cache else None
+        fingerprint = self.fingerprint() if keys is not None else None
+
+        def compute(positions):
+            positions = np.asarray(positions)
+            out = np.full((len(positions), self._n_features_out), np.nan, dtype=np.float32)
+            with seeded(seed):
+                for start, pixels, ok in self._iter_prepared(batch, positions):
+                    ok = np.asarray(ok, dtype=bool)
+                    feats = self._forward(augmentation(torch.as_tensor(np.asarray(pixels)), ok))
+                    feats[~ok] = np.nan
+                    out[start : start + len(ok)] = feats
+            return out
+
+        if fingerprint is None or not isinstance(augmentation.transform, str):
+            features = compute(np.arange(batch.n))
+        else:
+            fingerprint = f"{fingerprint}|augmented={augmentation.transform}|seed={seed}"
+            features = np.array(_cache.get_cache(self.cache_dir).get_or_compute(fingerprint, keys, compute),
+                                dtype=np.float32, copy=True)
+        present = ~np.isnan(features).any(axis=1) if features.size else np.ones(batch.n, bool)
+        features[~present] = 0.0
+        return features, present
 
     @property
     def on_error_(self):

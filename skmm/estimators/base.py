@@ -34,6 +34,7 @@ from ..utils.threads import free_cores, inference_threads, torch_threads, traini
 from ..utils.validation import check_fraction, check_int, check_number, check_on_error
 from .stacked import check_stacking, fit_stackers, stack_inputs
 from .state import LAYOUT_ATTRIBUTES, FittedStateMixin
+from .views import with_views
 from .wide import (
     TABULAR, check_encoders_param, check_image_root, column_encoder, fit_tabular, group_columns, has_several_pictures,
     joined_values, picture_inputs, tabular_inputs,
@@ -228,8 +229,10 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
             self.net_ = self._make_net(net_branches, n_outputs, class_weights, seed, augment=augment,
                                        accelerator=accelerator, streamed=streamed,
                                        holdout=self._training_holdout(y_enc, seed))
+            # frozen image features also seen through augmented views of the pictures (views.py)
+            train_data, train_y = with_views(self, modalities, data, y_enc)
             with torch_threads(self._training_threads(net_branches, augment)):
-                self.net_.fit(SliceDict(**data), y_enc)
+                self.net_.fit(SliceDict(**train_data), train_y)
                 if "iterator_valid__num_workers" in vars(self.net_):
                     self.net_.iterator_valid__num_workers = 0  # predictions read inputs decoded beforehand
                 if accelerator is not None:

@@ -11,7 +11,12 @@ __all__ = ["CLASSIFIER_BLEND", "CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMOD
 #: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
         The image encoder; a string is a backbone name.  None means
-        ``ImageEncoder("cnn")``, trained end to end.
+        ``ImageEncoder("cnn")``, trained end to end.  Its ``augment`` ("auto")
+        also applies here: a CNN trained from scratch sees cropped, flipped and
+        photometrically changed pictures; a frozen encoder's head trains on a
+        mix of plain pictures and photometric views of them, encoded once
+        (:mod:`skmm.estimators.views`), so a picture recoloured or blurred at
+        prediction time drags the prediction down less.
     text : TextEncoder, str or None, default=None
         The text encoder; None means ``TextEncoder("gru")``, trained end to end.
     image_col, text_col : str or None, default=None
