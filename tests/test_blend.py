@@ -93,6 +93,16 @@ def test_frozen_encoders_and_no_stacking_do_not_blend(frame):
     assert plain.blend_weight_ == 1.0 and plain.net_.train_split is None
 
 
+def test_the_image_ablation_is_never_blended_with_the_text_model(frame):
+    # fusion="image" drops the stacked text models from the network: blending them back in would make the
+    # ablation read the texts (it scored 1.0 on shapes, whose label needs both modalities)
+    X, y = frame
+    image_only = FusionClassifier(**dict(TRAINED, fusion="image")).fit(X, y)
+    assert image_only.blend_weight_ == 1.0 and image_only.net_.train_split is None
+    text_only = FusionClassifier(**dict(TRAINED, fusion="text")).fit(X, y)
+    assert isinstance(text_only.net_.train_split, HeldOutRows)
+
+
 def test_validation_fraction_rows_choose_the_blend(frame):
     X, y = frame
     clf = FusionClassifier(**{**TRAINED, "validation_fraction": 0.25}).fit(X, y)

@@ -37,6 +37,9 @@ from scipy.special import softmax
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch.helper import SliceDict
 
+from ..fusion.base import make_fusion
+from ..utils.seeding import seeded
+
 __all__ = [
     "BLEND_GRID", "HOLDOUT", "SE_RULE", "blend_probabilities", "blended", "blends", "check_blend", "fit_blend", "fit_blend_weight",
     "holdout_rows", "linear_probabilities", "training_holdout",
@@ -149,7 +152,19 @@ def blends(estimator):
         and not getattr(estimator, "multilabel_", False)
         and getattr(estimator, "accelerator", None) is None
         and any(getattr(branch, "trainable", False) for branch in getattr(estimator, "branches_", {}).values())
+        and _fusion_reads_stack(estimator)
     )
+
+
+def _fusion_reads_stack(estimator):
+    """Whether the fusion's output depends on a stacked text model (not so in the ``image`` ablation)."""
+    names = list(getattr(estimator, "modalities_", []))
+    if not names:
+        return False
+    kinds = estimator._net_kinds()  # what the FusionNet's fusion gets
+    with seeded(0):  # throwaway weights: the RNG another thread's fit is seeding is left alone
+        fusion = make_fusion(estimator.fusion, names, 4, 2, kinds=kinds, **(estimator.fusion_kwargs or {}))
+    return any(names[i] in estimator.stackers_ for i in fusion.used_modalities)
 
 
 def training_holdout(estimator, y_enc, seed):
