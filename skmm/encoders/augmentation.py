@@ -27,6 +27,7 @@ Random draws come from torch's global RNG, which the estimator seeds from its
 from it), so equal seeds give equal augmentations and equal models.
 """
 
+import hashlib
 import importlib.util
 
 import torch
@@ -39,6 +40,7 @@ __all__ = [
     "check_augment",
     "preset_transform",
     "require_vision",
+    "view_seed",
     "vision_available",
 ]
 
@@ -157,8 +159,14 @@ class ImageAugmentation:
             self._built = preset_transform(t, self.image_size) if isinstance(t, str) else t
         return self._built
 
-    def __call__(self, images, present=None):
-        """Transform each image of ``images`` (rows where ``present`` is False are left alone)."""
+    def __call__(self, images, present=None, seeds=None):
+        """Transform each image of ``images`` (rows where ``present`` is False are left alone).
+
+        ``seeds``: one int per image; each image's random draws then start from its
+        own seed of torch's RNG (call it inside :func:`skmm.utils.seeding.seeded`,
+        which restores the RNG after), so an image's transform does not depend on the
+        images beside it.
+        """
         images = torch.as_tensor(images)
         rows = range(len(images)) if present is None else torch.nonzero(torch.as_tensor(present)).flatten().tolist()
         if not len(rows):
@@ -166,6 +174,8 @@ class ImageAugmentation:
         transform = self._transform()
         out = images.clone()
         for i in rows:
+            if seeds is not None:
+                torch.manual_seed(int(seeds[i]))
             img = transform(images[i])
             if not torch.is_tensor(img) or img.shape != images[i].shape or img.dtype != images.dtype:
                 got = f"{tuple(img.shape)} {img.dtype}" if torch.is_tensor(img) else type(img).__name__
@@ -183,3 +193,16 @@ class ImageAugmentation:
 
     def __repr__(self):
         return f"ImageAugmentation({self.transform!r}, image_size={self.image_size}, num_workers={self.num_workers})"
+
+
+def view_seed(seed, identity):
+    """The seed of one picture's view: a stable hash of ``seed`` and the picture's ``identity`` (its cache key).
+
+    Examples
+    --------
+    >>> from skmm.encoders.augmentation import view_seed
+    >>> view_seed(0, "a.png") == view_seed(0, "a.png") != view_seed(1, "a.png")
+    True
+    """
+    digest = hashlib.sha256(f"{seed}|{identity}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") % (2**63)

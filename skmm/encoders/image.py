@@ -17,7 +17,7 @@ from ..registry import image_backbones
 from ..utils.optional import import_optional
 from ..utils.seeding import seeded
 from ..utils.validation import check_int, check_on_error, check_option
-from .augmentation import ImageAugmentation, check_augment, require_vision, vision_available
+from .augmentation import ImageAugmentation, check_augment, require_vision, view_seed, vision_available
 from .base import BaseEncoder, Batch, check_nonempty, column_of, is_path_like_array
 from .streaming import LazyImages, check_paths
 
@@ -256,7 +256,11 @@ class ImageEncoder(BaseEncoder):
         """
         check_is_fitted(self)
         batch = self._read(X, reset=False)
-        keys = self._keys(batch) if self.cache else None
+        # each picture's view is drawn from a seed of its own (its file's identity), so it is the same whichever
+        # rows came with it: a view computed in one fold of a search and read from the cache in another, or
+        # computed again with the cache off, is one and the same
+        ids = self._keys(batch)
+        keys = ids if self.cache else None
         fingerprint = self.fingerprint() if keys is not None else None
 
         def compute(positions):
@@ -265,7 +269,9 @@ class ImageEncoder(BaseEncoder):
             with seeded(seed):
                 for start, pixels, ok in self._iter_prepared(batch, positions):
                     ok = np.asarray(ok, dtype=bool)
-                    feats = self._forward(augmentation(torch.as_tensor(np.asarray(pixels)), ok))
+                    rows = positions[start : start + len(ok)]
+                    seeds = [view_seed(seed, ids[r] if ids is not None else r) for r in rows]
+                    feats = self._forward(augmentation(torch.as_tensor(np.asarray(pixels)), ok, seeds=seeds))
                     feats[~ok] = np.nan
                     out[start : start + len(ok)] = feats
             return out
@@ -273,7 +279,7 @@ class ImageEncoder(BaseEncoder):
         if fingerprint is None or not isinstance(augmentation.transform, str):
             features = compute(np.arange(batch.n))
         else:
-            fingerprint = f"{fingerprint}|augmented={augmentation.transform}|seed={seed}"
+            fingerprint = f"{fingerprint}|augmented={augmentation.transform}|seed={seed}|per-picture"
             features = np.array(_cache.get_cache(self.cache_dir).get_or_compute(fingerprint, keys, compute),
                                 dtype=np.float32, copy=True)
         present = ~np.isnan(features).any(axis=1) if features.size else np.ones(batch.n, bool)
