@@ -65,9 +65,17 @@ def seeded(random_state):
     ``Parallel`` (a LogisticRegression's fit) would otherwise let a Dask worker
     start another task in this process while this one waits.
 
-    Yields the fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
-    fixes the weights, a unique ``"unseeded=<uuid>"`` otherwise, so that an
-    embedding cache never takes two differently initialised networks for one.
+    Parameters
+    ----------
+    random_state : int, RandomState, Generator or None
+        Where the seed comes from (see :func:`seed_of`).
+
+    Yields
+    ------
+    token : str
+        The fingerprint token of the seed: ``"seed=<n>"`` when ``random_state``
+        fixes the weights, a unique ``"unseeded=<uuid>"`` otherwise, so that an
+        embedding cache never takes two differently initialised networks for one.
 
     Examples
     --------
