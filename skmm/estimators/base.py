@@ -143,10 +143,11 @@ class BaseFusionEstimator(FittedStateMixin, BaseEstimator):
         return encoder.set_params(**params)
 
     def _check_fusion_fits(self, names, kinds=None):
-        # Build the fusion on paper first: an ablation without its modality fails here, before any encoding.
+        # Build the fusion on paper first (returned): an ablation without its modality fails here, before any
+        # encoding.
         try:
             with seeded(0):  # its throwaway weights must not draw from the RNG another thread's fit is seeding
-                make_fusion(self.fusion, names, 4, 2, kinds=kinds, **(self.fusion_kwargs or {}))
+                return make_fusion(self.fusion, names, 4, 2, kinds=kinds, **(self.fusion_kwargs or {}))
         except ValueError as exc:
             raise ValueError(f"fusion={self.fusion!r} cannot use the modalities of X {names}: {exc}") from exc
 

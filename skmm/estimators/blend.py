@@ -37,9 +37,6 @@ from scipy.special import softmax
 from sklearn.model_selection import StratifiedShuffleSplit
 from skorch.helper import SliceDict
 
-from ..fusion.base import make_fusion
-from ..utils.seeding import seeded
-
 __all__ = [
     "BLEND_GRID", "HOLDOUT", "SE_RULE", "blend_probabilities", "blended", "blends", "check_blend", "fit_blend", "fit_blend_weight",
     "holdout_rows", "linear_probabilities", "training_holdout",
@@ -161,9 +158,7 @@ def _fusion_reads_stack(estimator):
     names = list(getattr(estimator, "modalities_", []))
     if not names:
         return False
-    kinds = estimator._net_kinds()  # what the FusionNet's fusion gets
-    with seeded(0):  # throwaway weights: the RNG another thread's fit is seeding is left alone
-        fusion = make_fusion(estimator.fusion, names, 4, 2, kinds=kinds, **(estimator.fusion_kwargs or {}))
+    fusion = estimator._check_fusion_fits(names, estimator._net_kinds())  # the kinds the FusionNet's fusion gets
     return any(names[i] in estimator.stackers_ for i in fusion.used_modalities)
 
 

@@ -9,6 +9,15 @@ encoders, fusion and training parameters; their docstrings are assembled from
 __all__ = ["CLASSIFIER_BLEND", "CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMODAL_LOSS", "SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
 
 #: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
+#: why the uni-modal auxiliary losses help: the tail of every estimator's ``unimodal_loss`` entry
+_UNIMODAL_WHY = """        Jointly trained fusion nets tend to lean on the modality that fits the
+        training rows fastest and leave the others under-trained; these losses
+        make every branch learn the task on its own.  With ``fusion="late"``
+        and a weight of a few units this approaches the classic late fusion of
+        separately trained classifiers.  No effect on the single-modality
+        ablations.
+"""
+
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
         The image encoder; a string is a backbone name.  None means
         ``ImageEncoder("cnn")``, trained end to end.  Its ``augment`` ("auto")
@@ -81,13 +90,7 @@ SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
         per-modality losses (cross-entropy for classes, binary cross-entropy
         for labels, the regression loss for a regressor; rows without that
         modality left out).
-        Jointly trained fusion nets tend to lean on the modality that fits the
-        training rows fastest and leave the others under-trained; these losses
-        make every branch learn the task on its own.  With ``fusion="late"``
-        and a weight of a few units this approaches the classic late fusion of
-        separately trained classifiers.  No effect on the single-modality
-        ablations.
-    max_epochs : int, default=20
+""" + _UNIMODAL_WHY + """    max_epochs : int, default=20
         Passes over the training rows (fewer with early stopping).
     batch_size : int, default=32
         Rows per training step.
@@ -191,13 +194,7 @@ CLASSIFIER_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
         becomes the fused loss plus ``unimodal_loss`` times the mean of the
         per-modality cross-entropies (binary cross-entropies for a multilabel
         ``y``; rows without that modality left out).
-        Jointly trained fusion nets tend to lean on the modality that fits the
-        training rows fastest and leave the others under-trained; these losses
-        make every branch learn the task on its own.  With ``fusion="late"``
-        and a weight of a few units this approaches the classic late fusion of
-        separately trained classifiers.  No effect on the single-modality
-        ablations.
-"""
+""" + _UNIMODAL_WHY
 # FusionClassifier's final prediction with stacked text models (skmm/estimators/blend.py)
 CLASSIFIER_BLEND = """    blend : "auto" or None, default="auto"
         Blend the network's class probabilities with those of the stacked text
