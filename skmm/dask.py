@@ -142,8 +142,9 @@ def encode(ddf, encoder, column, *, prefix=None, keep=None, client=None):
     Each partition's rows go through ``encoder.transform`` on a worker; the
     result equals ``encoder.transform`` of the whole column in one process,
     row for row.  With a ``dask.distributed`` client the fitted encoder is
-    scattered to every worker once (not shipped with each partition);
-    without one, it is one task of the graph.  Call ``.to_parquet(path)`` on
+    scattered to every worker (not shipped with each partition; a worker may
+    fetch it again if Dask's memory manager dropped its replica before the
+    partitions came); without one, it is one task of the graph.  Call ``.to_parquet(path)`` on
     the result to write the features, or ``.compute()`` to gather them.
 
     Parameters

@@ -125,17 +125,22 @@ def test_encode_equals_one_process_and_sends_the_encoder_once_per_worker(client,
         column, encoder = "caption", TextEncoder("tfidf").fit(df["caption"])
     log = tmp_path / "unpickled.txt"
     client.run(_count_unpickling, str(log))
-    ddf = dd.from_pandas(df, npartitions=6, sort=False)
+    ddf = dd.from_pandas(df, npartitions=12, sort=False)
     out = encode(ddf, encoder, column, keep=["label"]).compute()
     expected = encoder.transform(df[[column]] if kind == "image" else df[column])
     np.testing.assert_allclose(out.drop(columns="label").to_numpy(), expected, rtol=1e-5, atol=1e-6)
     assert list(out.index) == list(df.index) and list(out["label"]) == list(df["label"])
     assert list(out.columns[1:]) == list(encoder.get_feature_names_out())
     pids = log.read_text().split()
-    assert 1 <= len(pids) <= 2 and len(set(pids)) == len(pids)  # at most once per worker, not per partition (6)
+    # scattered to the workers, not shipped with each of the 12 partitions.  Not strictly once per
+    # worker: Dask's active memory manager may drop a broadcast replica before the tasks that need
+    # it arrive, and the worker then fetches it again (seen once in about 25 runs)
+    assert 1 <= len(pids) < ddf.npartitions / 2
     parquet = tmp_path / "features.parquet"
     encode(ddf, encoder, column).to_parquet(parquet)
-    np.testing.assert_allclose(pd.read_parquet(parquet).to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    written = dd.read_parquet(parquet).compute()  # dask reads the parts in order (part.10 after part.9)
+    assert list(written.index) == list(df.index)
+    np.testing.assert_allclose(written.to_numpy(), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_encode_names_the_unreadable_file_and_its_row(client, shapes_df, tmp_path):
