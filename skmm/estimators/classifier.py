@@ -102,6 +102,8 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         The temperature dividing the logits (1.0 without ``calibration``).
     blend_weight_ : float
         The network's share in the blend with the stacked text models (``blend``); 1.0: the network alone.
+    blend_scale_ : float
+        The blend's sharpness (``blend``); 1.0 when it does not blend.
     stackers_ : dict
         Stacked modality name (``<text>_stack``) -> ``{"source": the text
         modality, "model": the text classifier fitted on all rows, "classes":
@@ -344,7 +346,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         if self.calibration is None and not (self.multilabel_ and self.threshold == "tune"):
             if self.multilabel_:
                 self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
-            self.blend_weight_ = fit_blend(self, data, y_enc)
+            self.blend_weight_, self.blend_scale_ = fit_blend(self, data, y_enc)
             return
         logits, y_valid = self._validation_outputs(data, y_enc)
         if self.calibration == "temperature":
@@ -355,7 +357,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
                 self.thresholds_ = tune_thresholds(proba, y_valid)
             else:
                 self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
-        self.blend_weight_ = fit_blend(self, data, y_enc)
+        self.blend_weight_, self.blend_scale_ = fit_blend(self, data, y_enc)
 
     def _check_class_weight_param(self):
         cw = self.class_weight
@@ -450,7 +452,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
                 "classes": self.classes_,
                 "class_prior": self.class_prior_,
                 "temperature": float(self.temperature_),
-                "blend_weight": float(getattr(self, "blend_weight_", 1.0)),
+                **{k: float(getattr(self, f"{k}_", 1.0)) for k in ("blend_weight", "blend_scale")},
                 "multilabel": None if not self.multilabel_ else {
                     "thresholds": self.thresholds_, "form": self._target_form.to_plain()},
                 "categorical": None if dtype is None else {
@@ -466,7 +468,7 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
         self._label_dtype = None if categorical is None else pd.CategoricalDtype(
             categorical["categories"], ordered=bool(categorical["ordered"]))
         self.temperature_ = float(labels.get("temperature", 1.0))  # files saved before calibration existed
-        self.blend_weight_ = float(labels.get("blend_weight", 1.0))  # and before blend
+        self.blend_weight_, self.blend_scale_ = (float(labels.get(k, 1.0)) for k in ("blend_weight", "blend_scale"))
         multilabel = labels.get("multilabel")
         self.multilabel_ = multilabel is not None
         self._target_form = None if multilabel is None else TargetForm(**multilabel["form"])

@@ -199,12 +199,13 @@ CLASSIFIER_UNIMODAL_LOSS = """    unimodal_loss : float, default=1.0
 CLASSIFIER_BLEND = """    blend : "auto" or None, default="auto"
         Blend the network's class probabilities with those of the stacked text
         models (``stacking``), log-linearly: ``p`` proportional to
-        ``p_net ** w * p_text ** (1 - w)``, ``w`` chosen on training rows the
+        ``(p_net ** w * p_text ** (1 - w)) ** s``, fitted on training rows the
         network did not train on: a stratified 20% kept out of its training (the ``validation_fraction`` rows, when set),
-        where the text models' probabilities are out-of-fold.  The smallest
-        weight whose log-loss on those rows is within one standard error of
+        where the text models' probabilities are out-of-fold.  Each weight
+        ``w`` gets the sharpness ``s`` with the lowest log-loss on those rows;
+        the smallest weight whose log-loss is within one standard error of
         the lowest is ``blend_weight_`` (0: the text models alone, 1: the
-        network alone).  "auto" blends only when a branch is
+        network alone), its sharpness ``blend_scale_``.  "auto" blends only when a branch is
         trained (the default CNN and GRU from scratch, or fine-tuned
         backbones) and text models are stacked: such a network learns its
         training rows by heart and would otherwise trust its branches over the
