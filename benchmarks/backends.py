@@ -42,6 +42,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from sklearn.base import clone  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from benchmarks.report import command_line, write_section  # noqa: E402
@@ -119,6 +120,7 @@ def main(argv=None):
     t_export, _, ort_enc = timed(lambda: ImageEncoder(
         f"timm:{MODEL}", random_state=0, device="cpu", on_error="warn", backend="onnxruntime",
     ).fit(sub["image_path"]))
+    ort32 = clone(ort_enc).set_params(batch_size=32).fit(sub["image_path"])
     pipe = embetter_pipeline(MODEL)
     backbone = torch_enc.backbone_
     module = torch.nn.Sequential(Normalize(backbone.mean, backbone.std), backbone.module).eval()
@@ -147,6 +149,7 @@ def main(argv=None):
         "embetter ImageLoader + TimmEncoder": embetter,
         "skmm ImageEncoder, PyTorch float32": lambda: encode(torch_enc),
         "skmm ImageEncoder, backend='onnxruntime'": lambda: encode(ort_enc),
+        "skmm ImageEncoder, backend='onnxruntime', batch_size=32": lambda: encode(ort32),
         "ceiling: PyTorch forward alone, batch 64": forward_torch,
         "ceiling: ONNX Runtime forward alone, batch 64": forward_ort,
     }
