@@ -26,13 +26,14 @@ the network alone: the network is kept exactly as far as it does better than
 the linear model on rows it never saw (the weighted ensemble AutoGluon fits on
 its validation rows is the precedent).  Only ``w`` decides the predicted class.
 
-Why a sharpness: out-of-fold, the stacked TF-IDF + LogisticRegression is
-under-confident on these data sets (its best ``s`` on its own is above 1), and
-with ``s`` fixed at 1 the log-loss moved weight to the sure-of-itself network
-only to sharpen the blend.  With ``s`` free the weight is left to say which
-side ranks the classes better: on the from-scratch defaults of
-benchmarks/accuracy.py (tabler, clipart, mdi; 3 seeds) it came out at 0.1 on
-every run where ``s = 1`` gave 0.1-0.4 (BENCHMARKS.md, accuracy-blend).  On
+Why a sharpness: out-of-fold, the stacked TF-IDF + LogisticRegression can be
+under-confident (on tabler a free coefficient on its log-probabilities came
+out at 1.1-1.3), and with ``s`` fixed at 1 the log-loss moved weight to the
+sure-of-itself network only to sharpen the blend.  With ``s`` free the weight
+is left to say which side ranks the classes better: on the from-scratch
+defaults of benchmarks/accuracy.py it came out at 0.1 on tabler's 3 seeds,
+where ``s = 1`` gave 0.25-0.40, and within 0.1 of the old weight on clipart
+and mdi (BENCHMARKS.md, accuracy-blend; ``benchmarks/blend_rules.py``).  On
 the same fitted networks the log-linear blend scored 0.01-0.05 macro-F1 above
 the arithmetic mean ``w * p_net + (1 - w) * p_linear``.  A limit: the held-out
 rows are a random share of the training rows, so rows that nearly repeat a
