@@ -47,12 +47,7 @@ def fixed_scale_rule(p_net, p_linear, y):
     rows = np.arange(len(y))
     per_row = np.array([-np.log(np.clip(B.blend_probabilities(p_net, p_linear, w)[rows, y], 1e-300, None))
                         for w in B.BLEND_GRID])
-    means = np.round(per_row.mean(axis=1), 12)
-    best = int(np.flatnonzero(means == means.min())[-1])
-    diff = per_row[: best + 1] - per_row[best]
-    se = diff.std(axis=1, ddof=1) / np.sqrt(len(y))
-    return float(B.BLEND_GRID[int(np.flatnonzero(diff.mean(axis=1) <= B.SE_RULE * se + 1e-12)[0])]), 1.0
-
+    return float(B.BLEND_GRID[B.kept_weight_index(per_row)]), 1.0
 
 held = {}
 library_rule = B.fit_blend_weight

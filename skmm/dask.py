@@ -144,8 +144,9 @@ def encode(ddf, encoder, column, *, prefix=None, keep=None, client=None):
     row for row.  With a ``dask.distributed`` client the fitted encoder is
     scattered to every worker (not shipped with each partition; a worker may
     fetch it again if Dask's memory manager dropped its replica before the
-    partitions came); without one, it is one task of the graph.  Call ``.to_parquet(path)`` on
-    the result to write the features, or ``.compute()`` to gather them.
+    partitions came); without one, it is one task of the graph.  Call
+    ``.to_parquet(path)`` on the result to write the features, or
+    ``.compute()`` to gather them.
 
     Parameters
     ----------

@@ -49,7 +49,7 @@ from skorch.helper import SliceDict
 
 __all__ = [
     "BLEND_GRID", "HOLDOUT", "SCALE_BOUNDS", "SE_RULE", "blend_probabilities", "blended", "blends", "check_blend", "fit_blend", "fit_blend_weight",
-    "holdout_rows", "linear_probabilities", "training_holdout",
+    "holdout_rows", "kept_weight_index", "linear_probabilities", "training_holdout",
 ]
 
 #: the share of the training rows held out to choose the blend weight when ``validation_fraction`` is None
@@ -152,17 +152,25 @@ def fit_blend_weight(p_net, p_linear, y):
     """
     y = np.asarray(y)
     fitted = [_row_losses_at_best_scale(_blend_logits(p_net, p_linear, w), y) for w in BLEND_GRID]
-    per_row = np.array([losses for losses, _ in fitted])
+    best = kept_weight_index(np.array([losses for losses, _ in fitted]))
+    return float(round(BLEND_GRID[best], 6)), float(fitted[best][1])
+
+
+def kept_weight_index(per_row):
+    """The index of the weight kept, from the per-row log-losses ``per_row`` (weights x rows) of ``BLEND_GRID``.
+
+    The lowest mean (the largest weight among ties), then, with :data:`SE_RULE`,
+    the smallest weight within that many standard errors of it (paired, per row).
+    """
     means = np.round(per_row.mean(axis=1), 12)
     best = int(np.flatnonzero(means == means.min())[-1])
-    if SE_RULE and len(y) > 1:
-        # the smallest weight within SE_RULE standard errors of the best (paired, per row): the held-out rows
-        # favour the network (near-repeats of its training rows), so among weights they cannot tell apart
-        # the one closest to the linear model is kept
+    if SE_RULE and per_row.shape[1] > 1:
+        # the held-out rows favour the network (near-repeats of its training rows), so among weights they cannot
+        # tell apart the one closest to the linear model is kept
         diff = per_row[: best + 1] - per_row[best]
-        se = diff.std(axis=1, ddof=1) / np.sqrt(len(y))
+        se = diff.std(axis=1, ddof=1) / np.sqrt(per_row.shape[1])
         best = int(np.flatnonzero(diff.mean(axis=1) <= SE_RULE * se + 1e-12)[0])
-    return float(round(BLEND_GRID[best], 6)), float(fitted[best][1])
+    return best
 
 
 # -- the estimator's side (FusionClassifier calls these, keeping its own module short) --------------------------

@@ -14,7 +14,8 @@ from .base import BaseFusionEstimator
 from .blend import blended, check_blend, fit_blend, training_holdout
 from .calibration import fit_temperature, probabilities, tune_thresholds
 from .docs import (
-    CLASSIFIER_BLEND, CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS, replace_entries,
+    CLASSIFIER_BLEND, CLASSIFIER_MODALITY_DROPOUT, CLASSIFIER_UNIMODAL_LOSS, SHARED_PARAMETERS, TRAINING_PARAMETERS,
+    replace_entries,
 )
 from .multilabel import check_target_options, label_weights
 from .stacked import check_stacking
@@ -343,14 +344,10 @@ class FusionClassifier(ClassifierMixin, BaseFusionEstimator):
 
     def _after_training(self, data, y_enc):
         self.temperature_ = 1.0
-        if self.calibration is None and not (self.multilabel_ and self.threshold == "tune"):
-            if self.multilabel_:
-                self.thresholds_ = np.full(len(self.classes_), float(self.threshold))
-            self.blend_weight_, self.blend_scale_ = fit_blend(self, data, y_enc)
-            return
-        logits, y_valid = self._validation_outputs(data, y_enc)
-        if self.calibration == "temperature":
-            self.temperature_ = fit_temperature(logits, y_valid, multilabel=self.multilabel_)
+        if self.calibration is not None or (self.multilabel_ and self.threshold == "tune"):
+            logits, y_valid = self._validation_outputs(data, y_enc)
+            if self.calibration == "temperature":
+                self.temperature_ = fit_temperature(logits, y_valid, multilabel=self.multilabel_)
         if self.multilabel_:
             if self.threshold == "tune":
                 proba = probabilities(logits, multilabel=True, temperature=self.temperature_)

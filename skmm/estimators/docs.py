@@ -8,7 +8,6 @@ encoders, fusion and training parameters; their docstrings are assembled from
 
 __all__ = ["CLASSIFIER_BLEND", "CLASSIFIER_MODALITY_DROPOUT", "CLASSIFIER_UNIMODAL_LOSS", "SHARED_PARAMETERS", "TRAINING_PARAMETERS", "replace_entries"]
 
-#: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 #: why the uni-modal auxiliary losses help: the tail of every estimator's ``unimodal_loss`` entry
 _UNIMODAL_WHY = """        Jointly trained fusion nets tend to lean on the modality that fits the
         training rows fastest and leave the others under-trained; these losses
@@ -18,6 +17,7 @@ _UNIMODAL_WHY = """        Jointly trained fusion nets tend to lean on the modal
         ablations.
 """
 
+#: image ... warmup_epochs, in numpydoc form (indented for a class docstring).
 SHARED_PARAMETERS = """    image : ImageEncoder, str or None, default=None
         The image encoder; a string is a backbone name.  None means
         ``ImageEncoder("cnn")``, trained end to end.  Its ``augment`` ("auto")
@@ -200,12 +200,13 @@ CLASSIFIER_BLEND = """    blend : "auto" or None, default="auto"
         Blend the network's class probabilities with those of the stacked text
         models (``stacking``), log-linearly: ``p`` proportional to
         ``(p_net ** w * p_text ** (1 - w)) ** s``, fitted on training rows the
-        network did not train on: a stratified 20% kept out of its training (the ``validation_fraction`` rows, when set),
-        where the text models' probabilities are out-of-fold.  Each weight
-        ``w`` gets the sharpness ``s`` with the lowest log-loss on those rows;
-        the smallest weight whose log-loss is within one standard error of
-        the lowest is ``blend_weight_`` (0: the text models alone, 1: the
-        network alone), its sharpness ``blend_scale_``.  "auto" blends only when a branch is
+        network did not train on: a stratified 20% kept out of its training
+        (the ``validation_fraction`` rows, when set), where the text models'
+        probabilities are out-of-fold.  Each weight ``w`` gets the sharpness
+        ``s`` with the lowest log-loss on those rows; the smallest weight
+        whose log-loss is within one standard error of the lowest is
+        ``blend_weight_`` (0: the text models alone, 1: the network alone),
+        its sharpness ``blend_scale_``.  "auto" blends only when a branch is
         trained (the default CNN and GRU from scratch, or fine-tuned
         backbones) and text models are stacked: such a network learns its
         training rows by heart and would otherwise trust its branches over the
