@@ -238,7 +238,7 @@ def test_transform_streams_a_bounded_number_of_decoded_batches(tmp_path, monkeyp
     def peak_pixels_alive(n):
         """Most decoded images alive at once: yielded but not freed, or decoded ahead of the consumer."""
         decoded.value = 0
-        alive, peak = [0], [0]
+        alive, peak, handed = [0], [0], [0]
 
         def released():
             alive[0] -= 1
@@ -247,7 +247,9 @@ def test_transform_streams_a_bounded_number_of_decoded_batches(tmp_path, monkeyp
             for start, pixels, present in original_stream(*args, **kwargs):
                 alive[0] += 1
                 weakref.finalize(pixels, released)
-                ahead = decoded.value - start  # decoded, not yet handed over (this batch included)
+                # decoded, not yet handed over (this batch included); batches come in the order they are decoded
+                ahead = decoded.value - handed[0]
+                handed[0] += len(present)
                 peak[0] = max(peak[0], ahead + (alive[0] - 1) * batch_size)
                 yield start, pixels, present
 

@@ -178,7 +178,6 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
             raise TypeError(f"backbone must be a registered name (str), got {type(self.backbone).__name__}")
         self._registry.get(self.backbone)  # an unknown name lists the known ones
         check_trainable(self.trainable)
-        check_int("batch_size", self.batch_size)
         check_int("verbose", self.verbose, min_value=0)
         check_precision(self.precision)
         resolve_device(self.device)
@@ -290,11 +289,11 @@ class BaseEncoder(SeveralColumnsMixin, ClassNamePrefixFeaturesOutMixin, Transfor
         return self._prepare_batch(self._read(X, reset=False))
 
     def _prepare_batch(self, batch):
-        parts, present = [], np.zeros(batch.n, dtype=bool)
+        parts, present = {}, np.zeros(batch.n, dtype=bool)
         for start, inputs, ok in self._iter_prepared(batch, np.arange(batch.n)):
-            parts.append(np.asarray(inputs))
+            parts[start] = np.asarray(inputs)  # batches may come in the order their inputs were decoded
             present[start : start + len(ok)] = np.asarray(ok)
-        return np.concatenate(parts) if parts else np.empty((0,)), present
+        return np.concatenate([parts[s] for s in sorted(parts)]) if parts else np.empty((0,)), present
 
     def encode(self, X):
         """Features and a bool array telling which rows had an input."""

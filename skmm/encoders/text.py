@@ -143,6 +143,7 @@ class TextEncoder(BaseEncoder):
         if not isinstance(self.per_column, bool):
             raise TypeError(f"per_column must be True or False, got {self.per_column!r}")
         check_int("n_components", self.n_components, allow_none=True)
+        check_int("batch_size", self.batch_size)
         check_int("max_length", self.max_length)
         check_int("dim", self.dim)
         if check_backend(self.backend) != "torch":

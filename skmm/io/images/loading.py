@@ -91,6 +91,7 @@ def load_images_parallel(
     column=None,
     index=None,
     pin_memory=False,
+    ordered=True,
 ):
     """Stream batches of loaded images, decoding in worker processes.
 
@@ -113,7 +114,8 @@ def load_images_parallel(
     on_error : {"raise", "warn", "ignore"}, default="raise"
         What to do with a file that cannot be loaded. ``"raise"`` raises
         :class:`ImageLoadError` (a ValueError) for the first failing row in
-        order; ``"warn"`` marks it not present and, once the stream is
+        order (with ``ordered=False`` too: once every batch before it is
+        decoded); ``"warn"`` marks it not present and, once the stream is
         exhausted, emits one UserWarning counting the failures and listing the
         first few; ``"ignore"`` marks it not present silently.
     max_image_pixels : int or None, default=DEFAULT_MAX_IMAGE_PIXELS
@@ -128,6 +130,13 @@ def load_images_parallel(
     pin_memory : bool, default=False
         Put the batches in page-locked memory (faster, asynchronous copies to
         a CUDA device).
+    ordered : bool, default=True
+        Yield the batches in row order.  False yields each batch as soon as
+        its pictures are decoded (``start`` says where it goes): with worker
+        processes, the batch that holds a huge file then comes last instead
+        of holding up every batch after it, and the consumer's model keeps
+        running meanwhile.  The batches themselves (rows ``start`` to
+        ``start + batch_size``) are the same either way.
 
     Returns
     -------
@@ -146,7 +155,7 @@ def load_images_parallel(
     slow file (a 100-MP PNG takes most of a second) has a worker to itself
     while the others decode the rest of the batch and the chunks after it.
     (The batch holding the slow file still cannot be ready before that file
-    is.)
+    is; with ``ordered=False`` the batches after it are yielded first.)
 
     Raises
     ------
@@ -179,7 +188,7 @@ def load_images_parallel(
         index=index,
     )
     return _stream(
-        dataset, num_workers, int(batch_size), on_error, column, index, bool(pin_memory)
+        dataset, num_workers, int(batch_size), on_error, column, index, bool(pin_memory), bool(ordered)
     )
 
 
@@ -187,7 +196,35 @@ def load_images_parallel(
 _MAX_LISTED_FAILURES = 5
 
 
-def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memory):
+class _RowsDataset(torch.utils.data.Dataset):
+    """The dataset as the loader's workers see it: each chunk's rows travel with its pictures.
+
+    (The DataLoader's fetcher hands a chunk's indices to ``__getitems__`` and
+    its result to the collate function.)
+    """
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self):
+        return len(self.dataset)
+
+    def __getitems__(self, rows):
+        return list(rows), [self.dataset[i] for i in rows]
+
+
+class _RowsCollate:
+    """``(rows, items) -> (rows, pixels, present, errors)``."""
+
+    def __init__(self, image_size):
+        self.collate = Collate(image_size)
+
+    def __call__(self, chunk):
+        rows, items = chunk
+        return (rows, *self.collate(items))
+
+
+def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memory, ordered=True):
     n = len(dataset)
     # In this process, chunks would only add overhead: decode whole batches.
     chunk = min(batch_size, DECODE_CHUNK) if num_workers > 0 else batch_size
@@ -206,13 +243,19 @@ def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memor
             # owned by the estimator (unpicklable, holding processes between
             # transforms), which costs more than the ~0.1 s a fork takes.
             persistent_workers=False,
+            # Unordered: a chunk comes back as soon as a worker has decoded it,
+            # and the next one goes to whichever worker has room.
+            in_order=ordered,
         )
-    sampler = ChunkSampler(n, batch_size, chunk, num_workers, dataset.paths)
+    # In order, each batch's rows are dealt to the workers by decoding cost, so
+    # the batch with a huge file is not late by much; out of order, plain runs
+    # of rows: the batch with the huge file is simply yielded last.
+    sampler = ChunkSampler(n, batch_size, chunk, num_workers, dataset.paths if ordered else None)
     loader = DataLoader(
-        dataset,
+        _RowsDataset(dataset),
         batch_sampler=sampler,
         num_workers=num_workers,
-        collate_fn=Collate(dataset.image_size),
+        collate_fn=_RowsCollate(dataset.image_size),
         # The loader draws its workers' base seed from this generator rather
         # than from torch's global RNG, so loading images (or skipping the
         # loading on a cache hit) never shifts the seeds of a model trained
@@ -221,49 +264,63 @@ def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memor
         **workers,
     )
     pin_memory = pin_memory and torch.cuda.is_available()
-    failures = []
-    start = 0  # first row of the batch being assembled
-    rows_in, parts, part_present, part_errors = [], [], [], []
+    failures = []  # (position, ImageLoadError) under on_error="warn"
+    failed = None  # under on_error="raise": (position, error) of the first failing row seen so far
+    pending = {}  # first row of a batch -> its chunks so far: (rows, pixels, present, errors)
+    done = set()  # first rows of the batches assembled
+    before = 0  # every batch starting below this row is assembled
     # The loader's iterator lives only on this loop's stack, never in a local:
     # an exception (whose traceback keeps this frame) or close() frees it at
     # once, and with it its worker processes.
-    for pixels, present, errors in loader:
-        # The sampler hands out chunks in the order the loader returns them.
-        rows_in.extend(sampler.issued.popleft())
-        parts.append(pixels)
-        part_present.append(present)
-        part_errors.extend(errors)
-        stop = min(start + batch_size, n)
-        if start >= n or len(rows_in) < stop - start:
-            # (start >= n: an empty chunk the sampler dealt to a worker after the last row)
+    for rows, pixels, present, errors in loader:
+        if not rows:  # an empty chunk the sampler dealt to a worker with nothing left to decode
             continue
-        batch = parts[0] if len(parts) == 1 else torch.cat(parts)
-        batch_present = part_present[0] if len(part_present) == 1 else torch.cat(part_present)
-        order = np.asarray(rows_in) - start
+        # No chunk straddles two batches.
+        start = min(rows) // batch_size * batch_size
+        parts = pending.setdefault(start, ([], [], [], []))
+        for part, value in zip(parts, (rows, [pixels], [present], errors)):
+            part.extend(value)
+        stop = min(start + batch_size, n)
+        if len(parts[0]) < stop - start:
+            continue
+        del pending[start]
+        rows, batch, batch_present, batch_errors = parts
+        batch = batch[0] if len(batch) == 1 else torch.cat(batch)
+        batch_present = batch_present[0] if len(batch_present) == 1 else torch.cat(batch_present)
+        order = np.asarray(rows) - start
         if not np.array_equal(order, np.arange(stop - start)):
-            # Rows were dealt to the workers out of order: put each back in its place.
+            # Rows were decoded out of order: put each back in its place.
             inverse = torch.as_tensor(np.argsort(order))
             batch, batch_present = batch[inverse], batch_present[inverse]
-            part_errors = [part_errors[i] for i in inverse.tolist()]
+            batch_errors = [batch_errors[i] for i in inverse.tolist()]
+        done.add(start)
+        while before in done:
+            before += batch_size
         # The on_error policy, row by row in order, whatever the chunking.
-        for offset, reason in enumerate(part_errors):
+        for offset, reason in enumerate(batch_errors):
             if not reason:
                 continue
-            row_position = start + offset
-            row = index[row_position] if index is not None else row_position
-            error = ImageLoadError(dataset.paths[row_position], reason, row=row, column=column)
+            position = start + offset
+            row = index[position] if index is not None else position
+            error = ImageLoadError(dataset.paths[position], reason, row=row, column=column)
             if on_error == "raise":
-                raise error
-            failures.append(error)
-        rows_in, parts, part_present, part_errors = [], [], [], []
+                if failed is None or position < failed[0]:
+                    failed = (position, error)
+                break
+            failures.append((position, error))
+        if failed is not None:
+            # The first failing row in order is raised once every batch before it is in.
+            if failed[0] < before:
+                raise failed[1]
+            continue
         del pixels, present
         if pin_memory:
             batch = batch.pin_memory()
         yield start, batch, batch_present
         del batch, batch_present
-        start = stop
 
     if failures and on_error == "warn":
+        failures = [error for _, error in sorted(failures, key=lambda item: item[0])]
         listed = "; ".join(
             f"row {format_row(err.row)}: {err.path!r}: {err.reason}"
             for err in failures[:_MAX_LISTED_FAILURES]

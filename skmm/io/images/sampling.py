@@ -1,7 +1,5 @@
 """Which rows each DataLoader worker decodes: batches cut into chunks, dealt by decoding cost."""
 
-import collections
-
 import numpy as np
 
 from ...utils.validation import is_missing
@@ -46,15 +44,14 @@ class ChunkSampler:
     per batch (some may be empty) and they are yielded in worker order.  One
     100-megapixel file then has a worker to itself while the others decode the
     rest of the batch, instead of also waiting behind it.  Rows inside a
-    batch come back in the order yielded; :attr:`issued` records it, and the
-    consumer puts every row back in its place.
+    batch come back in the order yielded, with their positions; the consumer
+    puts every row back in its place.
     """
 
     def __init__(self, n, batch_size, chunk, num_workers=0, paths=None):
         self.n, self.batch_size, self.chunk = n, batch_size, chunk
         self.num_workers = num_workers
         self.paths = paths if num_workers > 1 else None
-        self.issued = collections.deque()
 
     def _per_worker(self, rows):
         return -(-rows // (self.num_workers * self.chunk))
@@ -84,9 +81,6 @@ class ChunkSampler:
         return [pieces[w][j] for j in range(k) for w in range(workers)]
 
     def __iter__(self):
-        self.issued.clear()
         for start in range(0, self.n, self.batch_size):
-            for chunk in self._chunks(start, min(start + self.batch_size, self.n)):
-                self.issued.append(chunk)
-                yield chunk
+            yield from self._chunks(start, min(start + self.batch_size, self.n))
 
