@@ -98,6 +98,18 @@ def test_warned_failures_are_listed_in_row_order(tmp_path, rng, monkeypatch):
     assert present.tolist() == [i not in (1, 9) for i in range(12)]
 
 
+def test_an_older_torch_streams_in_row_order(tmp_path, rng, monkeypatch):
+    from skmm.io.images import loading
+
+    monkeypatch.setattr(loading, "_CAN_UNORDER", False)  # DataLoader(in_order=...) came with torch 2.6
+    paths = _paths(tmp_path, 16, rng)
+    expected, _ = load_images(paths, 8)
+    _hold_back(monkeypatch, 0, seconds=1.0)
+    batches = list(load_images_parallel(paths, 8, num_workers=2, batch_size=4, ordered=False))
+    assert [start for start, _, _ in batches] == [0, 4, 8, 12]
+    np.testing.assert_array_equal(np.concatenate([p.numpy() for _, p, _ in batches]), expected)
+
+
 def _frozen(**params):
     return ImageEncoder("cnn", image_size=16, trainable=False, random_state=0, cache=False,
                         backbone_kwargs={"channels": (4, 8)}, **params)

@@ -8,6 +8,7 @@ and report every failure as an :class:`ImageLoadError` that names the row, the
 column and the path.
 """
 
+import inspect
 import multiprocessing
 import warnings
 
@@ -24,6 +25,9 @@ from .sampling import DECODE_CHUNK, ChunkSampler
 
 __all__ = ["load_images", "load_images_parallel", "resolve_num_workers"]
 
+
+# DataLoader(in_order=False) came with torch 2.6; with an older torch, batches come in row order.
+_CAN_UNORDER = "in_order" in inspect.signature(DataLoader).parameters
 
 # "auto" never starts more decoding processes than this: beyond four, decoding
 # outpaces any CPU model and each worker only adds its memory.
@@ -136,7 +140,9 @@ def load_images_parallel(
         processes, the batch that holds a huge file then comes last instead
         of holding up every batch after it, and the consumer's model keeps
         running meanwhile.  The batches themselves (rows ``start`` to
-        ``start + batch_size``) are the same either way.
+        ``start + batch_size``) are the same either way.  (Needs torch 2.6 or
+        later; with an older torch, and without workers, batches come in
+        order.)
 
     Returns
     -------
@@ -226,6 +232,7 @@ class _RowsCollate:
 
 def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memory, ordered=True):
     n = len(dataset)
+    ordered = ordered or not _CAN_UNORDER or num_workers == 0
     # In this process, chunks would only add overhead: decode whole batches.
     chunk = min(batch_size, DECODE_CHUNK) if num_workers > 0 else batch_size
     chunks_per_batch = -(-batch_size // chunk)
@@ -243,10 +250,11 @@ def _stream(dataset, num_workers, batch_size, on_error, column, index, pin_memor
             # owned by the estimator (unpicklable, holding processes between
             # transforms), which costs more than the ~0.1 s a fork takes.
             persistent_workers=False,
-            # Unordered: a chunk comes back as soon as a worker has decoded it,
-            # and the next one goes to whichever worker has room.
-            in_order=ordered,
         )
+        if not ordered:
+            # A chunk comes back as soon as a worker has decoded it, and the
+            # next one goes to whichever worker has room.
+            workers["in_order"] = False
     # In order, each batch's rows are dealt to the workers by decoding cost, so
     # the batch with a huge file is not late by much; out of order, plain runs
     # of rows: the batch with the huge file is simply yielded last.
