@@ -20,8 +20,8 @@ and on ``backend="onnxruntime"``.  The rows: clipart test rows, repeated to
 Where the uncached time goes, per backend: each part alone, in this process, on
 the first ``--parts-rows`` rows: decoding the files (``load_images``, in
 ImageEncoder's worker processes as ``predict`` decodes them), the image model
-(normalisation + backbone, batches of 64), the text model (tokenizer + MiniLM,
-batches of 64), both on the threads skmm picks
+(normalisation + backbone, in the encoder's batches: 8 rows on the CPU), the
+text model (tokenizer + MiniLM, batches of 64), both on the threads skmm picks
 (:func:`skmm.utils.threads.free_cores`), and the head (``proba_from_inputs`` on
 the features).  In ``predict`` decoding overlaps the image model (the workers
 decode ahead), so the parts add up to more than a call.  Section "throughput"
@@ -65,7 +65,8 @@ def parts(model, rows, backend):
 
     def decode():
         return [pixels for _, pixels, _ in load_images_parallel(
-            paths, ceiling.size, num_workers=image_encoder.num_workers, batch_size=64, on_error="ignore")]
+            paths, ceiling.size, num_workers=image_encoder.num_workers, batch_size=image_encoder._rows_per_forward(),
+            on_error="ignore")]
 
     def skmm_threads(fn):
         # the threads skmm's encoders pick for each batch (the cores other jobs leave free)
