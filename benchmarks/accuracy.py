@@ -197,15 +197,23 @@ def subsample(df, n, seed=0):
     return keep.reset_index(drop=True)
 
 
-def evaluate(name, args, cache):
-    root = args.data
+def suite_sets(name, root, max_train=None, max_test=None):
+    """``{"train", "test", "image shifted", "text shifted"}``: data set ``name``'s split, subsampled, and its shifted tests.
+
+    Test rows whose label has no training row are left out.
+    """
     train, test = accuracy_data.load(name, root)
     # classes with fewer than 2 training rows cannot be stratified; quick runs keep the rest
-    train = subsample(train, args.max_train)
-    test = subsample(test[test["label"].isin(set(train["label"]))], args.max_test)
-    sets = {"train": train, "test": test,
+    train = subsample(train, max_train)
+    test = subsample(test[test["label"].isin(set(train["label"]))], max_test)
+    return {"train": train, "test": test,
             "image shifted": accuracy_data.shift_images(test, os.path.join(root, name, f"shifted-{len(test)}")),
             "text shifted": accuracy_data.shift_texts(test)}
+
+
+def evaluate(name, args, cache):
+    sets = suite_sets(name, args.data, args.max_train, args.max_test)
+    train, test = sets["train"], sets["test"]
     log(f"{name}: {len(train)} train / {len(test)} test rows, {train['label'].nunique()} labels")
     encoders = None
     if not args.no_pretrained:

@@ -16,7 +16,7 @@ import argparse, os, sys, time, warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np, torch
-from benchmarks import accuracy as A, accuracy_data
+from benchmarks import accuracy as A
 from skmm import FusionClassifier, ImageEncoder, TextEncoder  # noqa: F401 - for configurations given in EXTRA
 from sklearn.base import clone
 from sklearn.metrics import f1_score
@@ -32,12 +32,8 @@ args = ap.parse_args()
 torch.set_num_threads(2)
 root, cache = args.data, args.cache
 os.makedirs(cache, exist_ok=True)
-train, test = accuracy_data.load(args.dataset, root)
-train = A.subsample(train, args.ntrain)
-test = A.subsample(test[test["label"].isin(set(train["label"]))], args.ntest)
-sets = {"train": train, "test": test,
-        "image shifted": accuracy_data.shift_images(test, os.path.join(root, args.dataset, f"shifted-{len(test)}")),
-        "text shifted": accuracy_data.shift_texts(test)}
+sets = A.suite_sets(args.dataset, root, args.ntrain, args.ntest)
+train, test = sets["train"], sets["test"]
 img, txt = A.pretrained_encoders(cache)
 img.fit(train[["image_path"]]); txt.fit(train[["text"]])
 classes = np.unique(train["label"]); y = test["label"].to_numpy()

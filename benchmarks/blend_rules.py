@@ -22,7 +22,7 @@ import argparse, os, sys, warnings
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import numpy as np, torch
-from benchmarks import accuracy as A, accuracy_data
+from benchmarks import accuracy as A
 from skmm import FusionClassifier
 from skmm.estimators import blend as B
 from sklearn.metrics import f1_score
@@ -34,12 +34,9 @@ ap.add_argument("--ntrain", type=int, default=600); ap.add_argument("--ntest", t
 ap.add_argument("--data", default=os.path.expanduser("~/.cache/skmm-bench/data"))
 args = ap.parse_args()
 torch.set_num_threads(1)
-train, test = accuracy_data.load(args.dataset, args.data)
-train = A.subsample(train, args.ntrain)
-test = A.subsample(test[test["label"].isin(set(train["label"]))], args.ntest)
-sets = {"test": test,
-        "image shifted": accuracy_data.shift_images(test, os.path.join(args.data, args.dataset, f"shifted-{len(test)}")),
-        "text shifted": accuracy_data.shift_texts(test)}
+sets = A.suite_sets(args.dataset, args.data, args.ntrain, args.ntest)
+train = sets.pop("train")
+test = sets["test"]
 
 
 def fixed_scale_rule(p_net, p_linear, y):

@@ -73,6 +73,10 @@ class ImageEncoder(BaseEncoder):
         backbone trained from scratch (randomly initialised), "photometric"
         views for a frozen network (not for ``pixels``, which has none), when
         torchvision is installed, and off otherwise; "none" and None are off.
+        On a few hundred rows at FusionClassifier's default 20 epochs an
+        augmented CNN from scratch underfits: robust to recoloured pictures,
+        but it learns little from them (an image-only model needs "none" or
+        more epochs; BENCHMARKS.md, accuracy-scratch).
         Standalone ``transform`` never augments.  The presets need
         torchvision (``pip install "skmm[vision]"``).  The transforms of a
         trainable branch run in ``num_workers`` worker processes of the

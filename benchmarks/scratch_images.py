@@ -1,0 +1,173 @@
+"""What a from-scratch picture model adds to the text model (issue 15, point 3; BENCHMARKS.md, accuracy-scratch).
+
+    python benchmarks/scratch_images.py ablation DATASET [--augment auto none light ...] [--seed 0]
+    python benchmarks/scratch_images.py fused DATASET [--augment auto none photometric] [--seed 0]
+    python benchmarks/scratch_images.py linear DATASET
+    (every part: [--ntrain 600] [--ntest 300] [--data DIR]; ablation and fused: [--param max_epochs=60 ...],
+    more FusionClassifier parameters, as Python literals)
+
+``ablation``: the image-only model trained from scratch (``FusionClassifier(
+fusion="image", stacking=None, blend=None)``, the default CNN) once per
+``ImageEncoder(augment=...)`` policy; macro-F1 on the test split, on the shifted
+pictures, and on the *unaugmented training pictures* (how far the branch fits
+its own rows), and the training loss of the first and last epoch.
+
+``fused``: the from-scratch defaults (``FusionClassifier()``: CNN + GRU, stacked
+TF-IDF + LogisticRegression, ``blend="auto"``) once per policy; macro-F1 on the
+test split / pictures shifted / texts shifted, the blend's weight, and the
+macro-F1 of the network's own uni-modal image head (what its image branch
+predicts alone, read through ``net_.module_``), on the test split and the
+shifted pictures.
+
+``linear``: out-of-fold LogisticRegressions on the pictures (RGB pixels, or
+"silhouettes": each picture's luminance distance from its border's median,
+scaled to a maximum of 1, which greyscaling or inverting leaves unchanged) at
+16 and 32 px, combined with TF-IDF + LogisticRegression(C=10) as
+``a log p_text + b log p_image``, ``a`` and ``b`` fitted on the out-of-fold
+probabilities of every training row; macro-F1 on the test split and with the
+pictures shifted.
+
+The shifts are the suite's (benchmarks/accuracy_data.py): pictures greyscaled,
+inverted and blurred; texts cut to their first word.
+"""
+import argparse
+import ast
+import os
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from scipy.optimize import minimize  # noqa: E402
+from scipy.special import log_softmax, softmax  # noqa: E402
+from sklearn.metrics import f1_score  # noqa: E402
+from sklearn.model_selection import StratifiedKFold, cross_val_predict  # noqa: E402
+from sklearn.preprocessing import LabelEncoder  # noqa: E402
+from skorch.helper import SliceDict  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+from benchmarks import accuracy as A  # noqa: E402
+from skmm import FusionClassifier, ImageEncoder  # noqa: E402
+
+
+def macro_f1(y, pred):
+    return f1_score(y, pred, average="macro")
+
+
+def image_head_proba(clf, X):
+    """Probabilities of the fitted network's uni-modal image head on ``X`` (a DataFrame)."""
+    inputs = SliceDict(**{k: np.asarray(v) for k, v in clf.model_inputs(X).items()})
+    module = clf.net_.module_
+    i = module.modalities.index("image")
+    head = module.unimodal_heads[module.unimodal.index(i)]
+    forward = module.forward
+    module.forward = lambda **inp: head(module.embed(**inp)[i])
+    try:
+        logits = clf.net_.forward(inputs, training=False).float().cpu().numpy()
+    finally:
+        module.forward = forward
+    return softmax(logits.astype(np.float64), axis=1)
+
+
+def ablation(args, sets, train):
+    X, y = train.drop(columns="label"), train["label"]
+    for augment in args.augment:
+        start = time.time()
+        clf = FusionClassifier(image=ImageEncoder(augment=augment), fusion="image", stacking=None, blend=None,
+                               on_error="warn", random_state=args.seed, **args.params).fit(X, y)
+        scores = {k: macro_f1(d["label"], clf.predict(d.drop(columns="label"))) for k, d in sets.items()
+                  if k != "text shifted"}
+        loss = clf.net_.history[:, "train_loss"]
+        print(f"{args.dataset} image-only augment={augment!r} {args.params or ''}: test {scores['test']:.3f} pictures shifted "
+              f"{scores['image shifted']:.3f} training pictures {macro_f1(y, clf.predict(X)):.3f} | train loss "
+              f"{loss[0]:.2f} -> {loss[-1]:.2f} | {time.time() - start:.0f} s", flush=True)
+
+
+def fused(args, sets, train):
+    X, y = train.drop(columns="label"), train["label"]
+    for augment in args.augment:
+        start = time.time()
+        clf = FusionClassifier(image=ImageEncoder(augment=augment), on_error="warn", random_state=args.seed,
+                               **args.params).fit(X, y)
+        scores = {k: macro_f1(d["label"], clf.predict(d.drop(columns="label"))) for k, d in sets.items()}
+        heads = {k: macro_f1(d["label"], clf.classes_[image_head_proba(clf, d.drop(columns="label")).argmax(1)])
+                 for k, d in sets.items() if k != "text shifted"}
+        print(f"{args.dataset} fused augment={augment!r} {args.params or ''}: " + " / ".join(f"{v:.3f}" for v in scores.values())
+              + f" (test / pictures shifted / texts shifted) | blend weight {clf.blend_weight_:.2f} | image head "
+              f"{heads['test']:.3f} / {heads['image shifted']:.3f} | {time.time() - start:.0f} s", flush=True)
+
+
+def silhouettes(pixels, size):
+    """Each picture's luminance distance from the median of its border pixels, scaled to a maximum of 1."""
+    x = pixels.reshape(len(pixels), 3, size, size)
+    lum = 0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]
+    border = np.concatenate([lum[:, 0, :], lum[:, -1, :], lum[:, :, 0], lum[:, :, -1]], axis=1)
+    f = np.abs(lum - np.median(border, axis=1)[:, None, None])
+    f /= np.maximum(f.reshape(len(f), -1).max(axis=1), 1e-3)[:, None, None]
+    return f.reshape(len(f), -1)
+
+
+def linear(args, sets, train):
+    enc = LabelEncoder().fit(train["label"])
+    y = enc.transform(train["label"])
+    y_test = enc.transform(sets["test"]["label"])
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+
+    def log(p):
+        return np.log(np.clip(p, 1e-6, None))
+
+    def score(z):
+        return macro_f1(y_test, z.argmax(1))
+
+    pixels = {}
+    for size in (16, 32):
+        px = ImageEncoder("pixels", image_size=size, on_error="warn").fit(train[["image_path"]])
+        pixels[size] = {k: px.transform(d[["image_path"]]) for k, d in
+                        (("train", train), ("test", sets["test"]), ("shifted", sets["image shifted"]))}
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
+        warnings.simplefilter("ignore")
+        text = A.tfidf_lr()
+        oof_text = cross_val_predict(text, train["text"].to_numpy(), y, cv=cv, method="predict_proba")
+        p_text = text.fit(train["text"].to_numpy(), y).predict_proba(sets["test"]["text"].to_numpy())
+        print(f"{args.dataset} TF-IDF + LR(C=10): test {score(p_text):.3f}", flush=True)
+        for kind in ("pixels", "silhouettes"):
+            for size in (16, 32):
+                feats = {k: v if kind == "pixels" else silhouettes(v, size) for k, v in pixels[size].items()}
+                for C in (0.003, 0.01, 0.03):
+                    model = A.scaled_lr(C)
+                    oof = cross_val_predict(model, feats["train"], y, cv=cv, method="predict_proba")
+                    model.fit(feats["train"], y)
+                    p_img, p_shift = model.predict_proba(feats["test"]), model.predict_proba(feats["shifted"])
+
+                    def nll(ab, oof=oof):
+                        return -log_softmax(ab[0] * log(oof_text) + ab[1] * log(oof), axis=1)[np.arange(len(y)), y].mean()
+
+                    a, b = minimize(nll, [1.0, 0.3], bounds=[(0, 10), (0, 10)]).x
+                    print(f"  + LR({C}) on {kind} {size} px: image alone {score(p_img):.3f} (shifted "
+                          f"{score(p_shift):.3f}) | a {a:.2f} b {b:.2f} | test {score(a * log(p_text) + b * log(p_img)):.3f}"
+                          f" pictures shifted {score(a * log(p_text) + b * log(p_shift)):.3f}", flush=True)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("part", choices=["ablation", "fused", "linear"])
+    ap.add_argument("dataset")
+    ap.add_argument("--augment", nargs="+", default=["auto", "none"])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ntrain", type=int, default=600)
+    ap.add_argument("--ntest", type=int, default=300)
+    ap.add_argument("--data", default=os.path.expanduser("~/.cache/skmm-bench/data"))
+    ap.add_argument("--param", nargs="+", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+    args.params = {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in args.param)}
+    torch.set_num_threads(1)
+    sets = A.suite_sets(args.dataset, args.data, args.ntrain, args.ntest)
+    train = sets.pop("train")
+    {"ablation": ablation, "fused": fused, "linear": linear}[args.part](args, sets, train)
+
+
+if __name__ == "__main__":
+    main()
