@@ -62,9 +62,28 @@ def macro_f1(y, pred):
     return f1_score(y, pred, average="macro")
 
 
-def image_head_proba(clf, X):
-    """Probabilities of the fitted network's uni-modal image head on ``X`` (a DataFrame)."""
-    inputs = SliceDict(**{k: np.asarray(v) for k, v in clf.model_inputs(X).items()})
+def log(proba):
+    """Log-probabilities, floored at 1e-6."""
+    return np.log(np.clip(proba, 1e-6, None))
+
+
+def targets(train, sets):
+    """Class indices of the training and the test rows, and the 5 folds of the out-of-fold predictions."""
+    enc = LabelEncoder().fit(train["label"])
+    return enc.transform(train["label"]), enc.transform(sets["test"]["label"]), StratifiedKFold(5, shuffle=True, random_state=0)
+
+
+def log_linear_weights(logs, y, start, upper):
+    """Non-negative ``w`` minimising the log-loss of ``softmax(sum_k w_k logs[k])`` on the rows of ``y``."""
+    def nll(w):
+        return -log_softmax(sum(wk * lk for wk, lk in zip(w, logs)), axis=1)[np.arange(len(y)), y].mean()
+
+    return minimize(nll, start, bounds=[(0, upper)] * len(logs)).x
+
+
+def image_head_proba(clf, inputs):
+    """Probabilities of the fitted network's uni-modal image head on ``inputs`` (``clf.model_inputs(X)``)."""
+    inputs = SliceDict(**{k: np.asarray(v) for k, v in inputs.items()})
     module = clf.net_.module_
     i = module.modalities.index("image")
     head = module.unimodal_heads[module.unimodal.index(i)]
@@ -97,9 +116,12 @@ def fused(args, sets, train):
         start = time.time()
         clf = FusionClassifier(image=ImageEncoder(augment=augment), on_error="warn", random_state=args.seed,
                                **args.params).fit(X, y)
-        scores = {k: macro_f1(d["label"], clf.predict(d.drop(columns="label"))) for k, d in sets.items()}
-        heads = {k: macro_f1(d["label"], clf.classes_[image_head_proba(clf, d.drop(columns="label")).argmax(1)])
-                 for k, d in sets.items() if k != "text shifted"}
+        scores, heads = {}, {}
+        for k, d in sets.items():
+            inputs = clf.model_inputs(d.drop(columns="label"))  # the pictures are read once for both
+            scores[k] = macro_f1(d["label"], clf.classes_[clf.proba_from_inputs(inputs).argmax(1)])
+            if k != "text shifted":
+                heads[k] = macro_f1(d["label"], clf.classes_[image_head_proba(clf, inputs).argmax(1)])
         print(f"{args.dataset} fused augment={augment!r} {args.params or ''}: " + " / ".join(f"{v:.3f}" for v in scores.values())
               + f" (test / pictures shifted / texts shifted) | blend weight {clf.blend_weight_:.2f} | image head "
               f"{heads['test']:.3f} / {heads['image shifted']:.3f} | {time.time() - start:.0f} s", flush=True)
@@ -116,13 +138,7 @@ def silhouettes(pixels, size):
 
 
 def linear(args, sets, train):
-    enc = LabelEncoder().fit(train["label"])
-    y = enc.transform(train["label"])
-    y_test = enc.transform(sets["test"]["label"])
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-
-    def log(p):
-        return np.log(np.clip(p, 1e-6, None))
+    y, y_test, cv = targets(train, sets)
 
     def score(z):
         return macro_f1(y_test, z.argmax(1))
@@ -146,11 +162,7 @@ def linear(args, sets, train):
                     oof = cross_val_predict(model, feats["train"], y, cv=cv, method="predict_proba")
                     model.fit(feats["train"], y)
                     p_img, p_shift = model.predict_proba(feats["test"]), model.predict_proba(feats["shifted"])
-
-                    def nll(ab, oof=oof):
-                        return -log_softmax(ab[0] * log(oof_text) + ab[1] * log(oof), axis=1)[np.arange(len(y)), y].mean()
-
-                    a, b = minimize(nll, [1.0, 0.3], bounds=[(0, 10), (0, 10)]).x
+                    a, b = log_linear_weights([log(oof_text), log(oof)], y, [1.0, 0.3], 10)
                     print(f"  + LR({C}) on {kind} {size} px: image alone {score(p_img):.3f} (shifted "
                           f"{score(p_shift):.3f}) | a {a:.2f} b {b:.2f} | test {score(a * log(p_text) + b * log(p_img)):.3f}"
                           f" pictures shifted {score(a * log(p_text) + b * log(p_shift)):.3f}", flush=True)
@@ -171,22 +183,17 @@ def text_models(args, sets, train):
               "LR(C=10), chars 2-5": make_pipeline(union(5), LogisticRegression(C=10, max_iter=3000)),
               "ComplementNB": make_pipeline(union(), ComplementNB(alpha=0.3)),
               "MultinomialNB": make_pipeline(union(), MultinomialNB(alpha=0.1))}
-    enc = LabelEncoder().fit(train["label"])
-    y, y_test = enc.transform(train["label"]), enc.transform(sets["test"]["label"])
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    y, y_test, cv = targets(train, sets)
     oof, proba = {}, {}
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
         for name, model in models.items():
-            oof[name] = np.log(np.clip(cross_val_predict(model, train["text"].to_numpy(), y, cv=cv, method="predict_proba"), 1e-6, None))
-            proba[name] = np.log(np.clip(model.fit(train["text"].to_numpy(), y).predict_proba(sets["test"]["text"].to_numpy()), 1e-6, None))
+            oof[name] = log(cross_val_predict(model, train["text"].to_numpy(), y, cv=cv, method="predict_proba"))
+            proba[name] = log(model.fit(train["text"].to_numpy(), y).predict_proba(sets["test"]["text"].to_numpy()))
             print(f"{args.dataset} {name}: test {macro_f1(y_test, proba[name].argmax(1)):.3f}", flush=True)
     for names in (["LR(C=10)", "ComplementNB"], ["LR(C=10)", "MultinomialNB"], ["LR(C=10)", "LR(C=3)", "LR(C=30)"],
                   ["LR(C=10)", "ComplementNB", "MultinomialNB"]):
-        def nll(a, names=names):
-            return -log_softmax(sum(w * oof[n] for w, n in zip(a, names)), axis=1)[np.arange(len(y)), y].mean()
-
-        a = minimize(nll, [0.5] * len(names), bounds=[(0, 20)] * len(names)).x
+        a = log_linear_weights([oof[n] for n in names], y, [0.5] * len(names), 20)
         z = sum(w * proba[n] for w, n in zip(a, names))
         print(f"{args.dataset} {' x '.join(names)} (weights {np.round(a, 2).tolist()}): test "
               f"{macro_f1(y_test, z.argmax(1)):.3f}", flush=True)

@@ -36,12 +36,13 @@ def test_image_head_probabilities_are_the_image_branchs_alone(tmp_path):
     X, y = df[["image_path", "caption"]], df["label"]
     clf = FusionClassifier(image=ImageEncoder("cnn", image_size=16, augment="none"), text="tfidf", stacking=None,
                            blend=None, max_epochs=3, random_state=0).fit(X, y)
-    proba = _script().image_head_proba(clf, X)
+    head = _script().image_head_proba
+    proba = head(clf, clf.model_inputs(X))
     assert proba.shape == (len(X), len(clf.classes_))
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     # the texts play no part: replacing them leaves the image head's output unchanged
     other = X.assign(caption=["something else entirely"] * len(X))
-    np.testing.assert_allclose(_script().image_head_proba(clf, other), proba, atol=1e-6)
+    np.testing.assert_allclose(head(clf, clf.model_inputs(other)), proba, atol=1e-6)
     # but the pictures do
     shuffled = X.assign(image_path=X["image_path"].to_numpy()[::-1])
-    assert not np.allclose(_script().image_head_proba(clf, shuffled), proba, atol=1e-4)
+    assert not np.allclose(head(clf, clf.model_inputs(shuffled)), proba, atol=1e-4)

@@ -25,8 +25,9 @@ __all__ = ["DECODE_UPFRONT_MAX_BYTES", "ImageEncoder"]
 
 #: With ``decode="auto"``, training pictures are decoded per batch when all of them would take more bytes.
 DECODE_UPFRONT_MAX_BYTES = 1 << 30
-# ImageEncoder(batch_size="auto") on the CPU (see its docstring)
+# ImageEncoder(batch_size="auto") on the CPU and on a GPU (see its docstring)
 CPU_BATCH_SIZE = 8
+GPU_BATCH_SIZE = 64
 
 
 class ImageEncoder(BaseEncoder):
@@ -99,9 +100,10 @@ class ImageEncoder(BaseEncoder):
         CPU (``CPU_BATCH_SIZE``; a convolutional network's activations for a
         few 224 px pictures stay in the CPU's caches: EfficientNet-Lite0 and
         ResNet-18 ran 1.5-1.9x faster in batches of 8 than of 64 on this
-        project's machine, a ViT as fast) and 64 on a GPU.  With decoding
-        workers, each batch goes through the network as soon as its pictures
-        are decoded, in whatever order that is.
+        project's machine, a ViT as fast) and 64 on a GPU
+        (``GPU_BATCH_SIZE``).  With decoding workers, each batch goes through
+        the network as soon as its pictures are decoded, in whatever order
+        that is.
     num_workers : "auto" or int, default="auto"
         DataLoader worker processes decoding and resizing images while the
         model runs; 0 decodes in this process, as do inputs of at most 8
@@ -406,7 +408,7 @@ class ImageEncoder(BaseEncoder):
         """Images per forward pass: ``batch_size``, or what "auto" means on this encoder's device."""
         if self.batch_size != "auto":
             return int(self.batch_size)
-        return CPU_BATCH_SIZE if str(getattr(self, "device_", "cpu")) == "cpu" else 64
+        return CPU_BATCH_SIZE if str(getattr(self, "device_", "cpu")) == "cpu" else GPU_BATCH_SIZE
 
     def _iter_prepared(self, batch, positions):
         size, batch_size = self.backbone_.image_size, self._rows_per_forward()
