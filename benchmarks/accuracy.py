@@ -37,7 +37,6 @@ import time
 import warnings
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression

@@ -3,6 +3,7 @@
     python benchmarks/scratch_images.py ablation DATASET [--augment auto none light ...] [--seed 0]
     python benchmarks/scratch_images.py fused DATASET [--augment auto none photometric] [--seed 0]
     python benchmarks/scratch_images.py linear DATASET
+    python benchmarks/scratch_images.py ceiling DATASET [--cache DIR]
     python benchmarks/scratch_images.py text DATASET
     (every part: [--ntrain 600] [--ntest 300] [--data DIR]; ablation and fused: [--param max_epochs=60 ...],
     more FusionClassifier parameters, as Python literals)
@@ -20,13 +21,19 @@ macro-F1 of the network's own uni-modal image head (what its image branch
 predicts alone, read through ``net_.module_``), on the test split and the
 shifted pictures.
 
-``linear``: out-of-fold LogisticRegressions on the pictures (RGB pixels, or
+``linear``: out-of-fold LogisticRegressions on the pictures (RGB pixels,
 "silhouettes": each picture's luminance distance from its border's median,
-scaled to a maximum of 1, which greyscaling or inverting leaves unchanged) at
-16 and 32 px, combined with TF-IDF + LogisticRegression(C=10) as
-``a log p_text + b log p_image``, ``a`` and ``b`` fitted on the out-of-fold
-probabilities of every training row; macro-F1 on the test split and with the
-pictures shifted.
+scaled to a maximum of 1, which greyscaling or inverting leaves unchanged, at
+16 and 32 px; and k-means features learned from the training pictures without
+their labels, Coates & Ng 2011, at 32 px), combined with TF-IDF +
+LogisticRegression(C=10) as ``a log p_text + b log p_image``, ``a`` and ``b``
+fitted on the out-of-fold probabilities of every training row; macro-F1 on the
+test split and with the pictures shifted, and, as an upper bound, with the
+image's weight chosen on the test rows themselves.
+
+``ceiling``: the same with LogisticRegressions on frozen ImageNet-pretrained
+EfficientNet-Lite0 embeddings: what a picture model far better than any
+trained from scratch here adds to the text model.
 
 ``text``: other linear text models beside TF-IDF + LogisticRegression(C=10)
 (C = 3 and 30, character n-grams up to 5, ComplementNB, MultinomialNB) and
@@ -137,35 +144,106 @@ def silhouettes(pixels, size):
     return f.reshape(len(f), -1)
 
 
-def linear(args, sets, train):
+def kmeans_features(train_pixels, size, k=256, patch=6, seed=0, samples=100_000):
+    """Coates & Ng's single-layer k-means features, learned from the training pictures without their labels.
+
+    Each ``patch`` x ``patch`` window (every position) is normalised to zero mean and unit variance and
+    whitened (PCA); ``k`` centroids come from MiniBatchKMeans on ``samples`` random windows of the training
+    pictures.  A picture's features are the "triangle" activations ``max(0, mean distance - distance)`` of
+    its windows, summed over its four quadrants (``4 k`` values).  Returns the function that computes
+    them from flat RGB pixels.
+    """
+    from sklearn.cluster import MiniBatchKMeans
+    from sklearn.decomposition import PCA
+
+    def windows(pixels):
+        x = np.asarray(pixels, dtype=np.float32).reshape(len(pixels), 3, size, size)
+        w = np.lib.stride_tricks.sliding_window_view(x, (patch, patch), axis=(2, 3))  # n, 3, h, w, patch, patch
+        w = w.transpose(0, 2, 3, 1, 4, 5).reshape(*w.shape[:1], *w.shape[2:4], -1)
+        w = w - w.mean(axis=-1, keepdims=True)
+        return w / np.sqrt(w.var(axis=-1, keepdims=True) + 0.01)
+
+    rng = np.random.default_rng(seed)
+    train = windows(train_pixels)
+    n, h, w, _ = train.shape
+    drawn = train[rng.integers(0, n, samples), rng.integers(0, h, samples), rng.integers(0, w, samples)]
+    pca = PCA(random_state=seed).fit(drawn)
+
+    def whiten(x):  # PCA whitening, its small directions damped (ZCA's epsilon; rotations keep the distances)
+        return pca.transform(x) / np.sqrt(pca.explained_variance_ + 0.01)
+
+    centroids = MiniBatchKMeans(k, random_state=seed, n_init=1, batch_size=4096).fit(whiten(drawn)).cluster_centers_
+
+    def features(pixels):
+        out = []
+        for start in range(0, len(pixels), 128):
+            win = windows(pixels[start:start + 128])
+            m, h, w, d = win.shape
+            z = whiten(win.reshape(-1, d))
+            dist = np.sqrt(np.maximum((z ** 2).sum(1)[:, None] - 2 * z @ centroids.T + (centroids ** 2).sum(1), 0))
+            act = np.maximum(dist.mean(axis=1, keepdims=True) - dist, 0).reshape(m, h, w, k)
+            out.append(np.concatenate([q.sum(axis=(1, 2)) for half in np.array_split(act, 2, axis=1)
+                                       for q in np.array_split(half, 2, axis=2)], axis=1))
+        return np.concatenate(out)
+
+    return features
+
+
+def beside_text(args, sets, train, image_models):
+    """Each image model stacked beside TF-IDF + LogisticRegression(C=10); one line of scores per model.
+
+    ``image_models``: ``{name: (features, Cs)}``, ``features`` with "train", "test" and "shifted" rows.
+    The combination is ``a log p_text + b log p_image``, ``a`` and ``b`` fitted on the out-of-fold
+    probabilities of every training row.
+    """
     y, y_test, cv = targets(train, sets)
 
     def score(z):
         return macro_f1(y_test, z.argmax(1))
 
-    pixels = {}
-    for size in (16, 32):
-        px = ImageEncoder("pixels", image_size=size, on_error="warn").fit(train[["image_path"]])
-        pixels[size] = {k: px.transform(d[["image_path"]]) for k, d in
-                        (("train", train), ("test", sets["test"]), ("shifted", sets["image shifted"]))}
     with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore")
         text = A.tfidf_lr()
-        oof_text = cross_val_predict(text, train["text"].to_numpy(), y, cv=cv, method="predict_proba")
-        p_text = text.fit(train["text"].to_numpy(), y).predict_proba(sets["test"]["text"].to_numpy())
+        oof_text = log(cross_val_predict(text, train["text"].to_numpy(), y, cv=cv, method="predict_proba"))
+        p_text = log(text.fit(train["text"].to_numpy(), y).predict_proba(sets["test"]["text"].to_numpy()))
         print(f"{args.dataset} TF-IDF + LR(C=10): test {score(p_text):.3f}", flush=True)
-        for kind in ("pixels", "silhouettes"):
-            for size in (16, 32):
-                feats = {k: v if kind == "pixels" else silhouettes(v, size) for k, v in pixels[size].items()}
-                for C in (0.003, 0.01, 0.03):
-                    model = A.scaled_lr(C)
-                    oof = cross_val_predict(model, feats["train"], y, cv=cv, method="predict_proba")
-                    model.fit(feats["train"], y)
-                    p_img, p_shift = model.predict_proba(feats["test"]), model.predict_proba(feats["shifted"])
-                    a, b = log_linear_weights([log(oof_text), log(oof)], y, [1.0, 0.3], 10)
-                    print(f"  + LR({C}) on {kind} {size} px: image alone {score(p_img):.3f} (shifted "
-                          f"{score(p_shift):.3f}) | a {a:.2f} b {b:.2f} | test {score(a * log(p_text) + b * log(p_img)):.3f}"
-                          f" pictures shifted {score(a * log(p_text) + b * log(p_shift)):.3f}", flush=True)
+        for name, (feats, Cs) in image_models.items():
+            for C in Cs:
+                model = A.scaled_lr(C)
+                oof = cross_val_predict(model, feats["train"], y, cv=cv, method="predict_proba")
+                model.fit(feats["train"], y)
+                p, p_shift = log(model.predict_proba(feats["test"])), log(model.predict_proba(feats["shifted"]))
+                a, b = log_linear_weights([oof_text, log(oof)], y, [1.0, 0.3], 10)
+                # an upper bound: the image's weight chosen on the test rows themselves
+                oracle = max(score(p_text + c * p) for c in np.linspace(0, 1.5, 31))
+                print(f"  + LR({C}) on {name}: image alone {score(p):.3f} (shifted {score(p_shift):.3f}) | a {a:.2f} "
+                      f"b {b:.2f} | test {score(a * p_text + b * p):.3f} pictures shifted "
+                      f"{score(a * p_text + b * p_shift):.3f} | best weight on the test rows {oracle:.3f}", flush=True)
+
+
+def pictures(encoder, train, sets):
+    """``encoder`` fitted on the training pictures; its features of the training, test and shifted rows."""
+    encoder.fit(train[["image_path"]])
+    return {k: encoder.transform(d[["image_path"]]) for k, d in
+            (("train", train), ("test", sets["test"]), ("shifted", sets["image shifted"]))}
+
+
+def linear(args, sets, train):
+    pixels = {size: pictures(ImageEncoder("pixels", image_size=size, on_error="warn"), train, sets) for size in (16, 32)}
+    models = {f"pixels {s} px": (pixels[s], (0.003, 0.01, 0.03)) for s in (16, 32)}
+    models.update({f"silhouettes {s} px": ({k: silhouettes(v, s) for k, v in pixels[s].items()}, (0.003, 0.01, 0.03))
+                   for s in (16, 32)})
+    kmeans = kmeans_features(pixels[32]["train"], 32, seed=args.seed)
+    models["k-means features 32 px"] = ({k: kmeans(v) for k, v in pixels[32].items()}, (0.003, 0.01, 0.03, 0.1))
+    beside_text(args, sets, train, models)
+
+
+def ceiling(args, sets, train):
+    """The same stacking with a frozen ImageNet-pretrained EfficientNet-Lite0: what a far better picture model adds."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        feats = pictures(A.pretrained_encoders(args.cache)[0], train, sets)
+    beside_text(args, sets, train, {"frozen EfficientNet-Lite0 embeddings": (feats, (0.01, 0.1, 1.0))})
 
 
 def text_models(args, sets, train):
@@ -201,7 +279,7 @@ def text_models(args, sets, train):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("part", choices=["ablation", "fused", "linear", "text"])
+    ap.add_argument("part", choices=["ablation", "fused", "linear", "ceiling", "text"])
     ap.add_argument("dataset")
     ap.add_argument("--augment", nargs="+", default=["auto", "none"])
     ap.add_argument("--seed", type=int, default=0)
@@ -209,12 +287,14 @@ def main():
     ap.add_argument("--ntest", type=int, default=300)
     ap.add_argument("--data", default=os.path.expanduser("~/.cache/skmm-bench/data"))
     ap.add_argument("--param", nargs="+", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--cache", default=os.path.expanduser("~/.cache/skmm-bench/embeddings"),
+                    help="ceiling: cache_dir of the frozen image encoder (accuracy.py's --cache)")
     args = ap.parse_args()
     args.params = {k: ast.literal_eval(v) for k, v in (p.split("=", 1) for p in args.param)}
     torch.set_num_threads(1)
     sets = A.suite_sets(args.dataset, args.data, args.ntrain, args.ntest)
     train = sets.pop("train")
-    {"ablation": ablation, "fused": fused, "linear": linear, "text": text_models}[args.part](args, sets, train)
+    {"ablation": ablation, "fused": fused, "linear": linear, "ceiling": ceiling, "text": text_models}[args.part](args, sets, train)
 
 
 if __name__ == "__main__":

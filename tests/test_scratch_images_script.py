@@ -46,3 +46,22 @@ def test_image_head_probabilities_are_the_image_branchs_alone(tmp_path):
     # but the pictures do
     shuffled = X.assign(image_path=X["image_path"].to_numpy()[::-1])
     assert not np.allclose(head(clf, clf.model_inputs(shuffled)), proba, atol=1e-4)
+
+
+def test_kmeans_features_are_learned_from_pictures_alone_and_ignore_brightness():
+    rng = np.random.default_rng(0)
+    size, k = 10, 8
+    pictures = rng.uniform(0.1, 0.8, size=(140, 3 * size * size)).astype(np.float32)
+    features = _script().kmeans_features(pictures[:40], size, k=k, samples=2_000)
+    out = features(pictures)
+    assert out.shape == (140, 4 * k)  # k activations summed over each of the four quadrants
+    assert (out >= 0).all() and out.sum(axis=1).min() > 0
+    # each picture's features are its own, whatever the batch of 128 it is computed in
+    np.testing.assert_allclose(features(pictures[130:]), out[130:], rtol=1e-4, atol=1e-4)
+    # each window is normalised: a brighter copy of a picture has the same features
+    np.testing.assert_allclose(features(pictures[:5] + 0.15), out[:5], rtol=1e-3, atol=1e-3)
+    # the same training pictures and seed learn the same centroids; other pictures learn others
+    np.testing.assert_allclose(_script().kmeans_features(pictures[:40], size, k=k, samples=2_000)(pictures[:5]), out[:5],
+                               rtol=1e-5, atol=1e-5)
+    other = _script().kmeans_features(pictures[40:80], size, k=k, samples=2_000)(pictures[:5])
+    assert not np.allclose(other, out[:5], atol=1e-3)
