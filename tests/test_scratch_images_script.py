@@ -1,7 +1,7 @@
-"""benchmarks/scratch_images.py: its silhouette features and its reading of a network's image head.
+"""benchmarks/scratch_images.py: its silhouette and k-means features and its reading of a network's image head.
 
 The benchmark (BENCHMARKS.md, accuracy-scratch) is run by hand on the suite's data sets;
-here its two pieces of arithmetic run on tiny local data.
+here its three pieces of arithmetic run on tiny local data.
 """
 
 import numpy as np
